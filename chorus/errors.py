@@ -1,0 +1,37 @@
+"""Errors a user can cause and fix. The CLI prints them without a traceback."""
+
+
+class ChorusError(Exception):
+    """Base of every error whose message tells the user what went wrong and how to fix it."""
+
+
+class ModelNotFoundError(ChorusError):
+    """The model reference names nothing that can be loaded here."""
+
+
+class ModelLoadError(ChorusError):
+    """The model was found but could not be read (corrupt or unsupported file)."""
+
+
+class UnsupportedSchemaError(ChorusError):
+    """An output constraint is invalid or uses a feature constrained decoding cannot enforce."""
+
+
+class OutputTruncatedError(ChorusError):
+    """Constrained output hit its token budget before it was complete."""
+
+    def __init__(self, message: str, partial_text: str):
+        super().__init__(message)
+        self.partial_text = partial_text
+
+
+class InvalidOutputError(ChorusError):
+    """Generated output did not validate against its constraint."""
+
+
+class AdapterNotFoundError(ChorusError):
+    """A call named an adapter that is not registered."""
+
+
+class AdapterError(ChorusError):
+    """An adapter could not be created, loaded or saved."""

@@ -1,0 +1,1 @@
+"""Graph specs in YAML and their compiler to LangGraph (planned)."""

@@ -1,0 +1,1 @@
+"""Refinement repository, run traces and checkpoints in SQLite (planned)."""

@@ -1,0 +1,162 @@
+"""Named LoRA adapters on the one shared base model.
+
+The base model is wrapped by peft the first time an adapter is added; until then calls go to
+the plain model. An adapter is never "switched on": each call names its adapters explicitly
+(`adapter_names=`, one per batch row), so no call can see another call's adapter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from chorus.errors import AdapterError, AdapterNotFoundError
+
+BASE = "__base__"  # peft's name for "no adapter" in adapter_names
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    name: str
+    rank: int
+    target_modules: tuple[str, ...]
+    parameters: int
+    source: str | None  # directory it was loaded from, None if created in memory
+
+    @property
+    def size_bytes(self) -> int:
+        return self.parameters * 4
+
+
+class AdapterRegistry:
+    def __init__(self, base_model: torch.nn.Module, lock: threading.RLock):
+        self._base = base_model
+        self._peft = None
+        self._sources: dict[str, str | None] = {}
+        self._lock = lock
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The module to run: the peft wrapper once any adapter exists, else the base."""
+        return self._peft if self._peft is not None else self._base
+
+    def names(self) -> list[str]:
+        return list(self._sources)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._sources
+
+    def require(self, name: str | None) -> str:
+        """The peft row name for `name` (None is the plain base), or a clear error."""
+        if name is None:
+            return BASE
+        if name not in self._sources:
+            known = ", ".join(self._sources) or "none yet"
+            raise AdapterNotFoundError(
+                f"No adapter named '{name}' (registered: {known}). "
+                "Create it with adapters.create() or load it with adapters.load()."
+            )
+        return name
+
+    def create(self, name: str, *, rank: int = 8, alpha: int | None = None,
+               target_modules: tuple[str, ...] = DEFAULT_TARGETS, dropout: float = 0.0,
+               init: str = "zeros", seed: int | None = None) -> AdapterInfo:
+        """A new adapter. `init="zeros"` starts as a no-op (LoRA's B = 0), ready to train;
+        `init="random"` gives it random weights, useful for tests and benchmarks."""
+        from peft import LoraConfig
+
+        if init not in ("zeros", "random"):
+            raise AdapterError(f"init must be 'zeros' or 'random', not {init!r}")
+        config = LoraConfig(r=rank, lora_alpha=alpha or 2 * rank, lora_dropout=dropout,
+                            target_modules=list(target_modules),
+                            init_lora_weights=init == "zeros", task_type="CAUSAL_LM")
+        with self._lock, torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self._check_new(name)
+            try:
+                if self._peft is None:
+                    from peft import get_peft_model
+
+                    self._peft = get_peft_model(self._base, config, adapter_name=name)
+                else:
+                    self._peft.add_adapter(name, config)
+            except ValueError as error:
+                raise AdapterError(f"Cannot create adapter '{name}': {error}") from error
+            self._sources[name] = None
+            self._peft.eval()  # peft allows per-row adapter_names only in eval mode
+        return self.info(name)
+
+    def load(self, directory: str | os.PathLike[str], name: str | None = None) -> AdapterInfo:
+        """Load an adapter saved by `save` (or by peft's save_pretrained)."""
+        path = Path(directory)
+        if not (path / "adapter_config.json").is_file():
+            raise AdapterError(f"{path} is not an adapter directory: no adapter_config.json")
+        name = name or path.name
+        with self._lock:
+            self._check_new(name)
+            try:
+                if self._peft is None:
+                    from peft import PeftModel
+
+                    self._peft = PeftModel.from_pretrained(self._base, path, adapter_name=name)
+                else:
+                    self._peft.load_adapter(path, adapter_name=name)
+            except Exception as error:  # peft raises ValueError, KeyError, RuntimeError
+                raise AdapterError(
+                    f"Cannot load adapter from {path}: {type(error).__name__}: {error}. "
+                    "Was it trained for this base model?"
+                ) from error
+            self._sources[name] = str(path)
+            self._peft.eval()
+        return self.info(name)
+
+    def save(self, name: str, directory: str | os.PathLike[str]) -> Path:
+        """Write adapter `name` to `directory`, atomically (complete or not there at all)."""
+        self.require(name)
+        target = Path(directory)
+        staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            with self._lock:
+                self._peft.save_pretrained(staging, selected_adapters=[name])
+            written = staging if name == "default" else staging / name  # peft's layout
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(written, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def remove(self, name: str) -> None:
+        self.require(name)
+        with self._lock:
+            self._peft.delete_adapter(name)
+            del self._sources[name]
+
+    def info(self, name: str) -> AdapterInfo:
+        self.require(name)
+        config = self._peft.peft_config[name]
+        parameters = sum(p.numel() for key, p in self._peft.named_parameters()
+                         if f".{name}." in key and "lora_" in key)
+        return AdapterInfo(name=name, rank=config.r,
+                           target_modules=tuple(sorted(config.target_modules)),
+                           parameters=parameters, source=self._sources[name])
+
+    def list(self) -> list[AdapterInfo]:
+        return [self.info(name) for name in self._sources]
+
+    def _check_new(self, name: str) -> None:
+        if not name or name == BASE or not name.replace("-", "_").isidentifier():
+            raise AdapterError(
+                f"Invalid adapter name {name!r}: use letters, digits, '_' or '-'"
+            )
+        if name in self._sources:
+            raise AdapterError(f"An adapter named '{name}' already exists; remove it first")
+

@@ -1,0 +1,185 @@
+"""Output constraints: what a constrained generation must produce, and how to check it.
+
+A constraint is the interface (as in outlines: the output type is the contract). Each one
+knows its llguidance grammar, a stable key for caching that grammar, and how to parse and
+validate the generated text; validation runs on every output even though decoding already
+enforced the grammar, so nothing unchecked is ever returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ValidationError
+
+from chorus.errors import InvalidOutputError, UnsupportedSchemaError
+
+# Keywords under which a JSON Schema nests further schemas.
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_SINGLE = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
+
+
+def _key(kind: str, spec: str) -> str:
+    return hashlib.sha256(f"{kind}\0{spec}".encode()).hexdigest()
+
+
+def close_objects(schema: Any) -> Any:
+    """Copy of `schema` where every object forbids properties it does not declare.
+
+    Without `additionalProperties: false` a small model happily invents extra fields.
+    An explicit `additionalProperties` is kept as written.
+    """
+    if isinstance(schema, list):
+        return [close_objects(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = dict(schema)
+    for keyword in _SCHEMA_MAPS:
+        if isinstance(closed.get(keyword), dict):
+            closed[keyword] = {name: close_objects(sub) for name, sub in closed[keyword].items()}
+    for keyword in _SCHEMA_LISTS + _SCHEMA_SINGLE:
+        if isinstance(closed.get(keyword), dict | list):
+            closed[keyword] = close_objects(closed[keyword])
+    is_object = closed.get("type") == "object" or "properties" in closed
+    if is_object and "additionalProperties" not in closed:
+        closed["additionalProperties"] = False
+    return closed
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    """Output must be compact JSON valid against `schema` (a dict, or a pydantic model's)."""
+
+    schema: dict[str, Any]
+    model: type[BaseModel] | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_model(cls, model: type[BaseModel]) -> JsonSchema:
+        return cls(model.model_json_schema(), model)
+
+    def __post_init__(self) -> None:
+        try:
+            jsonschema.validators.validator_for(self.schema).check_schema(self.schema)
+        except jsonschema.SchemaError as error:
+            where = "/".join(str(part) for part in error.path) or "(root)"
+            raise UnsupportedSchemaError(
+                f"Not a valid JSON Schema at {where}: {error.message}"
+            ) from error
+        object.__setattr__(self, "schema", close_objects(self.schema))
+
+    @property
+    def spec(self) -> str:
+        return json.dumps(self.schema, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def key(self) -> str:
+        return _key("json_schema", self.spec)
+
+    def grammar(self) -> str:
+        import llguidance
+
+        # Compact JSON: flexible whitespace wastes tokens and lets the model wander.
+        guided = dict(self.schema, **{"x-guidance": {"whitespace_flexible": False}})
+        return llguidance.grammar_from("json_schema", json.dumps(guided))
+
+    def parse(self, text: str) -> Any:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidOutputError(f"Output is not JSON ({error}): {text!r}") from error
+        errors = sorted(jsonschema.Draft202012Validator(self.schema).iter_errors(value),
+                        key=lambda e: list(e.path))
+        if errors:
+            first = errors[0]
+            where = "/".join(str(p) for p in first.path) or "(root)"
+            raise InvalidOutputError(f"Output fails its schema at {where}: {first.message}")
+        if self.model is None:
+            return value
+        try:
+            return self.model.model_validate(value)
+        except ValidationError as error:
+            raise InvalidOutputError(f"Output fails {self.model.__name__}: {error}") from error
+
+
+@dataclass(frozen=True)
+class Regex:
+    """Output must match `pattern` in full."""
+
+    pattern: str
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.pattern)
+        except re.error as error:
+            raise UnsupportedSchemaError(f"Invalid regex {self.pattern!r}: {error}") from error
+
+    @property
+    def key(self) -> str:
+        return _key("regex", self.pattern)
+
+    def grammar(self) -> str:
+        import llguidance
+
+        return llguidance.grammar_from("regex", self.pattern)
+
+    def parse(self, text: str) -> str:
+        if re.fullmatch(self.pattern, text) is None:
+            raise InvalidOutputError(f"Output {text!r} does not match /{self.pattern}/")
+        return text
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Output must be exactly one of `options`."""
+
+    options: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.options or not all(isinstance(o, str) and o for o in self.options):
+            raise UnsupportedSchemaError("A choice needs at least one non-empty string option")
+        object.__setattr__(self, "options", tuple(self.options))
+
+    @property
+    def key(self) -> str:
+        return _key("choice", json.dumps(self.options))
+
+    def grammar(self) -> str:
+        import llguidance
+
+        # Longest first, so no option is shadowed by one of its prefixes.
+        alternatives = sorted(self.options, key=len, reverse=True)
+        return llguidance.grammar_from("regex", "|".join(re.escape(o) for o in alternatives))
+
+    def parse(self, text: str) -> str:
+        if text not in self.options:
+            raise InvalidOutputError(f"Output {text!r} is not one of {list(self.options)}")
+        return text
+
+
+Constraint = JsonSchema | Regex | Choice
+
+
+def as_constraint(output: Any) -> Constraint:
+    """Accept the forms users write: a JSON Schema dict, a pydantic model class, a list of
+    strings or a `Literal[...]` (a choice), or a constraint object."""
+    if isinstance(output, JsonSchema | Regex | Choice):
+        return output
+    if isinstance(output, dict):
+        return JsonSchema(output)
+    if isinstance(output, type) and issubclass(output, BaseModel):
+        return JsonSchema.from_model(output)
+    if isinstance(output, list | tuple):
+        return Choice(tuple(output))
+    if typing.get_origin(output) is typing.Literal:
+        return Choice(tuple(str(option) for option in typing.get_args(output)))
+    raise UnsupportedSchemaError(
+        f"Cannot constrain output to {output!r}: use a JSON Schema dict, a pydantic model, "
+        "a list of strings, Literal[...], or chorus.runtime.Regex(pattern)"
+    )

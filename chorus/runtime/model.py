@@ -1,0 +1,86 @@
+"""`Model`: what agents hold. Chat messages in, text or validated values out, on any backend."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from chorus.errors import ChorusError
+from chorus.runtime.adapters import AdapterRegistry
+from chorus.runtime.backend import Backend
+from chorus.runtime.types import GenerationRequest, GenerationResult, Message
+
+
+class Model:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
+    def adapters(self) -> AdapterRegistry:
+        registry = getattr(self.backend, "adapters", None)
+        if registry is None:
+            raise ChorusError(f"Backend {type(self.backend).__name__} manages no local adapters")
+        return registry
+
+    def generate(self, messages: str | list[Message], *, output: Any = None,
+                 adapter: str | None = None, max_new_tokens: int = 256,
+                 temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
+                 stop: str | Sequence[str] = (),
+                 on_text: Callable[[str], None] | None = None) -> GenerationResult:
+        """One generation. With `output` (JSON Schema dict, pydantic model, list of choices,
+        Literal or Regex) the text is constrained and `result.value` holds the parsed value;
+        a constrained output that cannot be completed raises a ChorusError."""
+        request = GenerationRequest(
+            messages=messages, output=output, adapter=adapter, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p, seed=seed, stop=stop)
+        callback = (lambda _row, piece: on_text(piece)) if on_text else None
+        [result] = self.backend.generate_batch([request], on_text=callback)
+        result.raise_for_error()
+        return result
+
+    def generate_batch(self, requests: Sequence[GenerationRequest | dict],
+                       on_text: Callable[[int, str], None] | None = None
+                       ) -> list[GenerationResult]:
+        """Several requests in one pass where they can share it (each with its own adapter,
+        constraint and budget). Failed constrained rows carry `error`; nothing is raised."""
+        parsed = [r if isinstance(r, GenerationRequest) else GenerationRequest(**r)
+                  for r in requests]
+        return self.backend.generate_batch(parsed, on_text=on_text)
+
+    def stream(self, messages: str | list[Message], **options: Any) -> TextStream:
+        """Iterate over text pieces as they are generated; `.result` once finished."""
+        return TextStream(lambda on_text: self.generate(messages, on_text=on_text, **options))
+
+
+class TextStream:
+    """Runs a generation in a thread and yields its text pieces."""
+
+    _DONE = object()
+
+    def __init__(self, run: Callable[[Callable[[str], None]], GenerationResult]):
+        self._pieces: queue.Queue = queue.Queue()
+        self.result: GenerationResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(run,), daemon=True)
+        self._thread.start()
+
+    def _work(self, run) -> None:
+        try:
+            self.result = run(self._pieces.put)
+        except BaseException as error:  # handed to the consuming thread
+            self._error = error
+        finally:
+            self._pieces.put(self._DONE)
+
+    def __iter__(self) -> Iterator[str]:
+        while (piece := self._pieces.get()) is not self._DONE:
+            yield piece
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
