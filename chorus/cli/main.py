@@ -1,0 +1,115 @@
+"""The `chorus` command line. User errors print as one message and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from chorus.errors import ChorusError
+
+err = Console(stderr=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except ChorusError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chorus", description="Small language models that cooperate on one base model.")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="answer a question and make a constrained tool call "
+                                            "on the embedded model (what `make run` runs)")
+    _model_options(demo)
+    demo.set_defaults(handler=_demo)
+
+    gen = commands.add_parser("generate", help="generate a reply, optionally constrained")
+    gen.add_argument("text", help="the user message")
+    _model_options(gen)
+    shape = gen.add_mutually_exclusive_group()
+    shape.add_argument("--schema", type=Path, help="JSON Schema file the reply must satisfy")
+    shape.add_argument("--choice", action="append", help="allowed reply (repeat for each)")
+    shape.add_argument("--regex", help="regular expression the whole reply must match")
+    gen.add_argument("--adapter", type=Path, help="LoRA adapter directory to apply")
+    gen.add_argument("--max-new-tokens", type=int, default=256)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    gen.add_argument("--json", action="store_true", help="print the result record as JSON")
+    gen.set_defaults(handler=_generate)
+    return parser
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model directory, .gguf file or hub id "
+                                        "(default: embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
+                        help="default: CHORUS_DTYPE or auto (bf16 where the CPU is fast at it)")
+
+
+def _load(args):
+    from chorus.runtime import load_model
+
+    with err.status("loading model"):
+        return load_model(args.model, dtype=args.dtype)
+
+
+def _generate(args) -> int:
+    from chorus.runtime import Regex
+
+    model = _load(args)
+    output = None
+    if args.schema:
+        try:
+            output = json.loads(args.schema.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ChorusError(f"Cannot read JSON Schema from {args.schema}: {error}") from error
+    elif args.choice:
+        output = args.choice
+    elif args.regex:
+        output = Regex(args.regex)
+    adapter = model.adapters.load(args.adapter).name if args.adapter else None
+    stream = not args.json and sys.stdout.isatty()
+    result = model.generate(
+        args.text, output=output, adapter=adapter, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, seed=args.seed, stop=args.stop,
+        on_text=(lambda piece: print(piece, end="", flush=True)) if stream else None)
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json")))
+    else:
+        print("" if stream else result.text)
+        _footer(result)
+    return 0
+
+
+def _footer(result) -> None:
+    err.print(f"[dim]{result.prompt_tokens} prompt + {result.new_tokens} new tokens, "
+              f"{result.tokens_per_s:.1f} tokens/s, {result.latency_s:.2f} s, "
+              f"finish: {result.finish_reason}[/]", highlight=False)
+
+
+def _demo(args) -> int:
+    from chorus.cli.demo import run_demo
+
+    return run_demo(_load(args), err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
