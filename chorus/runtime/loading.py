@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -54,18 +56,36 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None, *,
     return Model(LocalBackend(model, tokenizer, name=source.label))
 
 
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """A quick TCP probe, because an unreachable hub otherwise costs ~50 s of retries."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
 def _load_transformers(source: ModelSource, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # Offline, a hub id can still be served from the local Hugging Face cache.
+    local_only = source.kind == "hub" and not _hub_reachable()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.location)
-        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(source.location, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype,
+                                                     local_files_only=local_only)
     except (OSError, ValueError) as error:
         if source.kind == "hub":
             raise ModelNotFoundError(
-                f"Could not load '{source.location}' from the Hugging Face hub "
-                f"({type(error).__name__}). chorus runs offline: pass a local model directory "
-                "or .gguf file, or nothing for the embedded SmolLM2."
+                f"Could not load '{source.location}' from the Hugging Face hub"
+                f"{' (unreachable from here, and not in the local cache)' if local_only else ''}"
+                f": {type(error).__name__}. Pass a local model directory or .gguf file, or "
+                "nothing for the embedded SmolLM2."
             ) from error
         raise ModelLoadError(
             f"Could not load the model in {source.location}: {error}"
