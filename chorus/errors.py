@@ -35,3 +35,11 @@ class AdapterNotFoundError(ChorusError):
 
 class AdapterError(ChorusError):
     """An adapter could not be created, loaded or saved."""
+
+
+class ToolSpecError(ChorusError):
+    """A tool definition (function signature or OpenAI-style spec) is not usable."""
+
+
+class UnknownToolError(ChorusError):
+    """A call or a spec named a tool that is not registered."""

@@ -1,0 +1,80 @@
+"""A set of tools by name, and the constrained output schema of a caller over them."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from chorus.errors import ToolSpecError, UnknownToolError
+from chorus.tools.tool import Tool
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[Tool] = ()):
+        self._tools: dict[str, Tool] = {}
+        for item in tools:
+            self.add(item)
+
+    def add(self, item: Tool) -> Tool:
+        if item.name in self._tools:
+            raise ToolSpecError(f"Two tools are named '{item.name}'; tool names must be unique")
+        self._tools[item.name] = item
+        return item
+
+    def get(self, name: str) -> Tool:
+        if name not in self._tools:
+            close = difflib.get_close_matches(name, self._tools, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UnknownToolError(
+                f"No tool named '{name}' (known: {', '.join(self._tools) or 'none'}).{hint}")
+        return self._tools[name]
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def call_schema(self) -> dict[str, Any]:
+        """One tool call: a union with a branch per tool, so the arguments always match the
+        chosen tool's own schema."""
+        if not self._tools:
+            raise ToolSpecError("A caller needs at least one tool")
+        return {"anyOf": [
+            {"type": "object", "required": ["name", "arguments"], "properties": {
+                "name": {"const": item.name}, "arguments": item.parameters}}
+            for item in self._tools.values()]}
+
+    def calls_schema(self, max_calls: int = 3) -> dict[str, Any]:
+        """A list of calls: empty when no tool fits, several when the task needs several."""
+        return {"type": "array", "items": self.call_schema(), "maxItems": max_calls}
+
+    @classmethod
+    def from_openai_file(cls, path: str | Path) -> ToolRegistry:
+        """Read a JSON list of OpenAI-style function specs (declared-only tools)."""
+        path = Path(path)
+        try:
+            specs = json.loads(path.read_text())
+        except OSError as error:
+            raise ToolSpecError(f"Cannot read tools file {path}: {error}") from error
+        except json.JSONDecodeError as error:
+            raise ToolSpecError(f"{path}: not valid JSON at line {error.lineno}, column "
+                                f"{error.colno}: {error.msg}") from error
+        if not isinstance(specs, list):
+            raise ToolSpecError(f"{path}: expected a JSON list of function specs")
+        registry = cls()
+        for index, spec in enumerate(specs):
+            try:
+                registry.add(Tool.from_openai(spec))
+            except ToolSpecError as error:
+                raise ToolSpecError(f"{path}: tool #{index}: {error}") from error
+        return registry

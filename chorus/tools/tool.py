@@ -1,0 +1,90 @@
+"""Tool: a name, a description, an argument schema, and (usually) a function to run.
+
+Tools come from typed Python functions (`@tool`) or from OpenAI-style function specs. A tool
+built from a spec without a function is "declared only": its calls are returned, not run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from chorus.errors import ToolSpecError
+from chorus.tools.schema import arguments_schema, parse_docstring
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON Schema of the arguments object
+    function: Callable[..., Any] | None = field(default=None, compare=False)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    needs_confirmation: bool = False  # ask the user before running (interactive sessions)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ToolSpecError(
+                f"Invalid tool name {self.name!r}: use letters, digits, '_', '.' or '-' "
+                "(at most 64), starting with a letter or '_'")
+        if self.parameters.get("type", "object") != "object":
+            raise ToolSpecError(f"Tool {self.name}: parameters must be a JSON Schema of type "
+                                f"object, not {self.parameters.get('type')!r}")
+        try:
+            jsonschema.validators.validator_for(self.parameters).check_schema(self.parameters)
+        except jsonschema.SchemaError as error:
+            where = "/".join(str(p) for p in error.path) or "(root)"
+            raise ToolSpecError(
+                f"Tool {self.name}: parameters are not valid JSON Schema at {where}: "
+                f"{error.message}") from error
+        if self.timeout_s <= 0:
+            raise ToolSpecError(f"Tool {self.name}: timeout_s must be positive")
+
+    @property
+    def declared_only(self) -> bool:
+        return self.function is None
+
+    @classmethod
+    def from_function(cls, function: Callable[..., Any], *, name: str | None = None,
+                      description: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                      needs_confirmation: bool = False) -> Tool:
+        summary, _ = parse_docstring(function)
+        return cls(name=name or function.__name__, description=description or summary,
+                   parameters=arguments_schema(function), function=function,
+                   timeout_s=timeout_s, needs_confirmation=needs_confirmation)
+
+    @classmethod
+    def from_openai(cls, spec: dict[str, Any], function: Callable[..., Any] | None = None,
+                    **options: Any) -> Tool:
+        """From `{"name", "description", "parameters"}`, also accepted wrapped as
+        `{"type": "function", "function": {...}}`."""
+        if not isinstance(spec, dict):
+            raise ToolSpecError(f"A tool spec must be a JSON object, got {type(spec).__name__}")
+        if spec.get("type") == "function" and isinstance(spec.get("function"), dict):
+            spec = spec["function"]
+        if "name" not in spec:
+            raise ToolSpecError(f"Tool spec without a 'name': {str(spec)[:120]}")
+        parameters = spec.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(parameters, dict):
+            raise ToolSpecError(f"Tool {spec['name']}: 'parameters' must be a JSON object")
+        return cls(name=spec["name"], description=spec.get("description", ""),
+                   parameters=parameters, function=function, **options)
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description,
+                "parameters": self.parameters}
+
+
+def tool(function: Callable[..., Any] | None = None, **options: Any):
+    """Turn a typed function into a Tool: `@tool` or `@tool(timeout_s=5, name="x")`.
+    The docstring's summary describes the tool, its `Args:` section the arguments."""
+    if function is None:
+        return lambda wrapped: Tool.from_function(wrapped, **options)
+    return Tool.from_function(function, **options)
