@@ -43,3 +43,7 @@ class ToolSpecError(ChorusError):
 
 class UnknownToolError(ChorusError):
     """A call or a spec named a tool that is not registered."""
+
+
+class GraphSpecError(ChorusError):
+    """A graph spec (YAML or Python) is malformed or refers to something that does not exist."""

@@ -1,1 +1,8 @@
-"""Agents: a role prompt, an adapter and an output contract on the shared model (planned)."""
+"""Agents: a role prompt, an adapter and an output contract, run on the shared model."""
+
+from chorus.agents.agent import Agent, AgentReply
+from chorus.agents.roles import PlannerDecision, Verdict, caller, planner, summarizer, verifier
+from chorus.agents.trajectory import Step, call_step, render_trajectory
+
+__all__ = ["Agent", "AgentReply", "PlannerDecision", "Step", "Verdict", "call_step", "caller",
+           "planner", "render_trajectory", "summarizer", "verifier"]

@@ -1,1 +1,5 @@
-"""Refinement repository, run traces and checkpoints in SQLite (planned)."""
+"""Refinement repository, run traces and checkpoints in SQLite."""
+
+from chorus.memory.traces import TraceStore
+
+__all__ = ["TraceStore"]

@@ -53,6 +53,24 @@ def close_objects(schema: Any) -> Any:
     return closed
 
 
+def bound_strings(schema: Any, max_length: int) -> Any:
+    """Copy of `schema` where every free string has a `maxLength`.
+
+    A small model that never closes a string would otherwise spend its whole token budget
+    inside it; with a bound the grammar closes the string and the object stays valid.
+    """
+    if isinstance(schema, list):
+        return [bound_strings(item, max_length) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    bounded = {key: bound_strings(value, max_length) if key != "default" else value
+               for key, value in schema.items()}
+    free = not any(key in schema for key in ("maxLength", "enum", "const", "format"))
+    if schema.get("type") == "string" and free:
+        bounded["maxLength"] = max_length
+    return bounded
+
+
 @dataclass(frozen=True)
 class JsonSchema:
     """Output must be compact JSON valid against `schema` (a dict, or a pydantic model's)."""

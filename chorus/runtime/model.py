@@ -39,6 +39,11 @@ class Model:
         request = GenerationRequest(
             messages=messages, output=output, adapter=adapter, max_new_tokens=max_new_tokens,
             temperature=temperature, top_p=top_p, seed=seed, stop=stop)
+        return self.complete(request, on_text=on_text)
+
+    def complete(self, request: GenerationRequest,
+                 on_text: Callable[[str], None] | None = None) -> GenerationResult:
+        """Run one prepared request; a failed constrained output raises its ChorusError."""
         callback = (lambda _row, piece: on_text(piece)) if on_text else None
         [result] = self.backend.generate_batch([request], on_text=callback)
         result.raise_for_error()

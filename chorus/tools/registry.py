@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from chorus.errors import ToolSpecError, UnknownToolError
+from chorus.runtime.constraints import bound_strings
 from chorus.tools.tool import Tool
+
+MAX_ARGUMENT_STRING = 120  # characters; at most about as many tokens
 
 
 class ToolRegistry:
@@ -44,19 +47,22 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
-    def call_schema(self) -> dict[str, Any]:
+    def call_schema(self, max_string_length: int = MAX_ARGUMENT_STRING) -> dict[str, Any]:
         """One tool call: a union with a branch per tool, so the arguments always match the
-        chosen tool's own schema."""
+        chosen tool's own schema (free strings bounded, so a call always fits its budget)."""
         if not self._tools:
             raise ToolSpecError("A caller needs at least one tool")
         return {"anyOf": [
             {"type": "object", "required": ["name", "arguments"], "properties": {
-                "name": {"const": item.name}, "arguments": item.parameters}}
+                "name": {"const": item.name},
+                "arguments": bound_strings(item.parameters, max_string_length)}}
             for item in self._tools.values()]}
 
-    def calls_schema(self, max_calls: int = 3) -> dict[str, Any]:
-        """A list of calls: empty when no tool fits, several when the task needs several."""
-        return {"type": "array", "items": self.call_schema(), "maxItems": max_calls}
+    def calls_schema(self, min_calls: int = 0, max_calls: int = 3) -> dict[str, Any]:
+        """A list of calls: several when the task needs several; with `min_calls=0` an
+        empty list says that no tool fits."""
+        return {"type": "array", "items": self.call_schema(), "minItems": min_calls,
+                "maxItems": max_calls}
 
     @classmethod
     def from_openai_file(cls, path: str | Path) -> ToolRegistry:

@@ -1,0 +1,57 @@
+"""Agent = instructions (a template) + an optional adapter + an output contract.
+
+An agent does not own a model: it is run on the shared one, and each run names the agent's
+adapter, so any number of agents share one set of base weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from string import Template
+from typing import Any
+
+from chorus.agents.prompting import load_template, render
+from chorus.agents.trajectory import Step, render_trajectory
+from chorus.runtime import GenerationRequest, GenerationResult, Model
+from chorus.runtime.constraints import Constraint, as_constraint
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    agent: str
+    value: Any  # parsed value for a constrained agent, else the text
+    generation: GenerationResult
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    instructions: Template | str
+    adapter: str | None = None
+    output: Constraint | None = None  # None: free text
+    max_new_tokens: int = 256
+    fields: dict[str, str] = field(default_factory=dict)  # template fields fixed at creation
+
+    def __post_init__(self) -> None:
+        if self.output is not None:
+            object.__setattr__(self, "output", as_constraint(self.output))
+
+    @classmethod
+    def from_template(cls, name: str, template: str | None = None, **options: Any) -> Agent:
+        """An agent whose instructions are chorus/agents/prompts/<template or name>.md."""
+        return cls(name=name, instructions=load_template(template or name), **options)
+
+    def request(self, task: str, trajectory: list[Step] = (), **fields: str
+                ) -> GenerationRequest:
+        system = render(self.instructions, **{**self.fields, **fields})
+        user = render(load_template("user"), task=task,
+                      trajectory=render_trajectory(list(trajectory)))
+        return GenerationRequest(
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            output=self.output, adapter=self.adapter, max_new_tokens=self.max_new_tokens)
+
+    def run(self, model: Model, task: str, trajectory: list[Step] = (), **fields: str
+            ) -> AgentReply:
+        generation = model.complete(self.request(task, trajectory, **fields))
+        value = generation.value if self.output is not None else generation.text
+        return AgentReply(agent=self.name, value=value, generation=generation)

@@ -1,0 +1,200 @@
+"""Compile a GraphSpec into a LangGraph StateGraph whose nodes run chorus agents and tools.
+
+Tool calls fan out with `Send`, one task per call: LangGraph checkpoints each finished task's
+writes, so a run resumed after a crash does not repeat tool calls that already completed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.graph import END as LG_END
+from langgraph.graph import START as LG_START
+from langgraph.graph import StateGraph
+from langgraph.types import Send
+
+from chorus.agents import Agent, Step, call_step, roles
+from chorus.errors import GraphSpecError
+from chorus.graphs.spec import END, START, GraphSpec, NodeSpec, ToolSpec, import_object
+from chorus.graphs.state import RunState
+from chorus.memory import TraceStore
+from chorus.runtime import Model
+from chorus.tools import Tool, ToolRegistry, execute
+
+EventSink = Callable[[str, dict[str, Any]], None]  # (node, what it produced)
+
+
+@dataclass
+class GraphContext:
+    model: Model
+    tools: ToolRegistry
+    traces: TraceStore | None = None
+
+
+def build_tools(spec: GraphSpec, extra: list[Tool] = ()) -> ToolRegistry:
+    registry = ToolRegistry(extra)
+    for entry in spec.tools:
+        if isinstance(entry, str):
+            found = import_object(entry)
+            if not isinstance(found, Tool):
+                found = Tool.from_function(found)
+            registry.add(found)
+        else:
+            registry.add(_tool_from_spec(entry))
+    return registry
+
+
+def _tool_from_spec(entry: ToolSpec) -> Tool:
+    function = import_object(entry.function) if entry.function else None
+    options: dict[str, Any] = {"needs_confirmation": entry.needs_confirmation}
+    if entry.timeout_s:
+        options["timeout_s"] = entry.timeout_s
+    return Tool.from_openai(entry.openai, function, **options)
+
+
+def build_agent(spec: GraphSpec, name: str, tools: ToolRegistry) -> Agent:
+    agent = spec.agents[name]
+    factory = {"planner": roles.planner, "summarizer": roles.summarizer,
+               "verifier": roles.verifier}
+    if agent.role == "caller":
+        if not len(tools):
+            raise GraphSpecError(f"Agent '{name}' is a caller but the graph has no tools")
+        built = roles.caller(tools, agent.adapter, max_calls=agent.max_calls or 3)
+    else:
+        built = factory[agent.role](agent.adapter)
+    if agent.max_new_tokens:
+        built = dataclasses.replace(built, max_new_tokens=agent.max_new_tokens)
+    return built
+
+
+def compile_graph(spec: GraphSpec, context: GraphContext, checkpointer=None):
+    graph = StateGraph(RunState)
+    for name, node in spec.nodes.items():
+        graph.add_node(name, _node_function(spec, name, node, context))
+    for edge in spec.edges:
+        sources = [LG_START if s == START else s for s in edge.sources]
+        if len(sources) > 1:  # a join: wait for every source
+            graph.add_edge(sources, _lg(edge.to))
+            continue
+        graph.add_conditional_edges(sources[0], _router(spec, edge))
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _lg(target: str) -> str:
+    return LG_END if target == END else target
+
+
+def _router(spec: GraphSpec, edge) -> Callable[[RunState], Any]:
+    """Where to go after a node: a fixed target, several (fan-out) or a route on a state
+    field; exhausted nodes are replaced by their `on_limit`; tools nodes get one Send per
+    pending call."""
+
+    def resolve(target: str, state: RunState) -> list[Any]:
+        seen = set()
+        while target != END and (node := spec.nodes[target]).max_visits is not None \
+                and state.get("visits", {}).get(target, 0) >= node.max_visits:
+            if target in seen:
+                break
+            seen.add(target)
+            target = node.on_limit
+        if target == END:
+            return [LG_END]
+        if spec.nodes[target].run == "tools":
+            calls = state.get("pending_calls") or [None]
+            return [Send(target, {"call": call, "task": state.get("task", "")})
+                    for call in calls]
+        return [target]
+
+    def route(state: RunState) -> list[Any]:
+        if edge.route is None:
+            targets = [edge.to] if isinstance(edge.to, str) else edge.to
+        else:
+            value = _field(state, edge.route.field)
+            target = edge.route.cases.get(value, edge.route.default)
+            if target is None:
+                raise GraphSpecError(
+                    f"Route on '{edge.route.field}' got {value!r}, which has no case and "
+                    "there is no default")
+            targets = [target]
+        return [step for target in targets for step in resolve(target, state)]
+
+    return route
+
+
+def _field(state: RunState, path: str) -> str:
+    value: Any = state
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
+    if node.run == "tools":
+        return _tools_node(name, context)
+    agent = build_agent(spec, node.agent, context.tools)
+    role = spec.agents[node.agent].role
+    describe = roles.describe_tools(context.tools) if len(context.tools) else "(none)"
+
+    def run_agent(state: RunState, config) -> dict[str, Any]:
+        steps = [Step.model_validate(step) for step in state.get("trajectory", [])]
+        reply = agent.run(context.model, state["task"], steps, tools=describe)
+        _trace(context, config, name, "agent", reply.value, agent=agent.name,
+               adapter=agent.adapter, generation=reply.generation,
+               constraint=type(agent.output).__name__ if agent.output else None)
+        update: dict[str, Any] = {"visits": {name: 1}}
+        update.update(_role_update(role, reply.value))
+        return update
+
+    return run_agent
+
+
+def _role_update(role: str, value: Any) -> dict[str, Any]:
+    if role == "planner":
+        return {"decision": value.next,
+                "trajectory": [Step(kind="thought", content=value.thought).model_dump()]}
+    if role == "caller":
+        calls = []
+        for call in value:  # a small model may repeat a call word for word; run it once
+            if call not in calls:
+                calls.append(call)
+        return {"pending_calls": calls,
+                "trajectory": [call_step(c["name"], c["arguments"]).model_dump()
+                               for c in calls]}
+    if role == "summarizer":
+        return {"answer": value, "trajectory": [Step(kind="answer", content=value).model_dump()]}
+    verdict = {"pass": value.passed, "feedback": value.feedback}
+    steps = [] if value.passed else [Step(kind="feedback", content=value.feedback).model_dump()]
+    return {"verdict": verdict, "trajectory": steps}
+
+
+def _tools_node(name: str, context: GraphContext):
+    def run_call(payload: dict[str, Any], config) -> dict[str, Any]:
+        call = payload.get("call")
+        if call is None:
+            content = "No tool call was made."
+        else:
+            observation = execute(context.tools.get(call["name"]), call.get("arguments", {}))
+            content = f"{call['name']}: {observation.content}"
+            _trace(context, config, name, "tool", observation.model_dump())
+        return {"trajectory": [Step(kind="observation", content=content).model_dump()],
+                "visits": {name: 1}}
+
+    return run_call
+
+
+def _trace(context: GraphContext, config, node: str, kind: str, output: Any, *,
+           agent: str | None = None, adapter: str | None = None, generation=None,
+           constraint: str | None = None) -> None:
+    run_id = (config or {}).get("configurable", {}).get("run_id")
+    if context.traces is None or run_id is None:
+        return
+    if hasattr(output, "model_dump"):
+        output = output.model_dump(by_alias=True)
+    context.traces.add_step(
+        run_id, node=node, kind=kind, output=output, agent=agent, adapter=adapter,
+        prompt_tokens=generation.prompt_tokens if generation else 0,
+        new_tokens=generation.new_tokens if generation else 0,
+        latency_s=generation.latency_s if generation else 0.0, constraint=constraint)

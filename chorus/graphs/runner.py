@@ -1,0 +1,89 @@
+"""Run a compiled graph: checkpointed by thread, traced by run, resumable after a crash."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from chorus.errors import ChorusError
+from chorus.graphs.compiler import GraphContext, build_tools, compile_graph
+from chorus.graphs.spec import GraphSpec
+from chorus.graphs.state import fresh_input
+from chorus.memory import TraceStore
+from chorus.runtime import Model
+from chorus.runtime.sources import chorus_home
+from chorus.tools import Tool
+
+UpdateSink = Callable[[str, dict[str, Any]], None]  # (node, the state update it wrote)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    thread_id: str
+    answer: str
+    state: dict[str, Any]
+    resumed: bool
+
+
+def default_store() -> Path:
+    return chorus_home() / "runs"
+
+
+class GraphRunner:
+    def __init__(self, spec: GraphSpec, model: Model, *, tools: list[Tool] = (),
+                 store: str | Path | None = None):
+        store = Path(store) if store else default_store()
+        store.mkdir(parents=True, exist_ok=True)
+        self.spec = spec
+        self.traces = TraceStore(store / "traces.sqlite")
+        connection = sqlite3.connect(store / "checkpoints.sqlite", check_same_thread=False)
+        self.checkpointer = SqliteSaver(connection)
+        self.context = GraphContext(model=model, tools=build_tools(spec, list(tools)),
+                                    traces=self.traces)
+        self.graph = compile_graph(spec, self.context, checkpointer=self.checkpointer)
+
+    def pending(self, thread_id: str) -> bool:
+        """Did a run on this thread stop before finishing?"""
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return bool(snapshot.next)
+
+    def run(self, task: str | None, *, thread_id: str | None = None,
+            on_update: UpdateSink | None = None) -> RunResult:
+        """Start `task` on a thread, or, if that thread's last run did not finish, resume it
+        from its last checkpoint (finished tool calls are not repeated)."""
+        thread_id = thread_id or uuid.uuid4().hex[:12]
+        resumed = self.pending(thread_id)
+        config = {"configurable": {"thread_id": thread_id}}
+        if resumed:
+            previous = self.graph.get_state(config).values
+            task = previous.get("task", task)
+            graph_input = None
+        elif task is None or not task.strip():
+            raise ChorusError(f"Thread '{thread_id}' has nothing to resume; give an input")
+        else:
+            graph_input = fresh_input(task)
+        run_id = self.traces.start_run(thread_id=thread_id, graph=self.spec.name, task=task)
+        config["configurable"]["run_id"] = run_id
+        config["recursion_limit"] = self.spec.max_steps
+        status = "failed"
+        try:
+            for update in self.graph.stream(graph_input, config, stream_mode="updates"):
+                for node, written in update.items():
+                    if on_update and isinstance(written, dict):
+                        on_update(node, written)
+            status = "done"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            state = self.graph.get_state(config).values
+            self.traces.finish_run(run_id, answer=state.get("answer"), status=status)
+        return RunResult(run_id=run_id, thread_id=thread_id, answer=state.get("answer", ""),
+                         state=state, resumed=resumed)

@@ -1,0 +1,205 @@
+"""The graph spec: agents, tools, nodes and edges, as written in YAML or built in Python.
+
+Validation happens in two passes: pydantic checks shapes and types, then `check_references`
+checks that every name points at something and that every cycle has a limit. Both report
+the field path, and for YAML files the file and line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chorus.errors import GraphSpecError
+from chorus.graphs.yaml_lines import Location, line_of, load_yaml
+
+START, END = "START", "END"
+Role = Literal["planner", "caller", "summarizer", "verifier"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AgentSpec(_Strict):
+    role: Role = Field(description="built-in role: what the agent reads and writes")
+    adapter: str | None = Field(None, description="LoRA adapter name; none: the plain base")
+    max_new_tokens: int | None = Field(None, ge=1)
+    max_calls: int | None = Field(None, ge=1, le=8, description="caller: calls per step")
+
+
+class ToolSpec(_Strict):
+    """A tool from an OpenAI-style function spec; `function` optionally names its code."""
+
+    openai: dict[str, Any] = Field(description="{name, description, parameters}")
+    function: str | None = Field(None, description="import path module:attribute")
+    timeout_s: float | None = Field(None, gt=0)
+    needs_confirmation: bool = False
+
+
+class NodeSpec(_Strict):
+    agent: str | None = Field(None, description="an agent of `agents`")
+    run: Literal["tools"] | None = Field(None, description="'tools': run the pending calls")
+    max_visits: int | None = Field(None, ge=1, description="limit that bounds a cycle")
+    on_limit: str | None = Field(None, description="node to go to instead, once exhausted")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NodeSpec:
+        if (self.agent is None) == (self.run is None):
+            raise ValueError("a node has exactly one of `agent` or `run: tools`")
+        if self.max_visits is not None and self.on_limit is None:
+            raise ValueError("`max_visits` needs `on_limit`: where to go once it is reached")
+        return self
+
+
+class RouteSpec(_Strict):
+    field: str = Field(description="state field to read: decision, verdict")
+    cases: dict[str, str] = Field(description="value -> node")
+    default: str | None = None
+
+
+class EdgeSpec(_Strict):
+    source: str | list[str] = Field(alias="from")
+    to: str | list[str] | None = None
+    route: RouteSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> EdgeSpec:
+        if (self.to is None) == (self.route is None):
+            raise ValueError("an edge has exactly one of `to` or `route`")
+        return self
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+    def targets(self) -> list[str]:
+        if self.route is not None:
+            targets = list(self.route.cases.values())
+            return targets + ([self.route.default] if self.route.default else [])
+        return [self.to] if isinstance(self.to, str) else list(self.to)
+
+
+class GraphSpec(_Strict):
+    name: str
+    description: str = ""
+    agents: dict[str, AgentSpec]
+    tools: list[str | ToolSpec] = Field(
+        default_factory=list, description="import paths of Tool objects, or OpenAI specs")
+    nodes: dict[str, NodeSpec]
+    edges: list[EdgeSpec]
+    max_steps: int = Field(40, ge=1, description="hard bound on graph steps per run")
+
+
+def import_object(path: str) -> Any:
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        raise ValueError(f"'{path}' is not an import path of the form module:attribute")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import module '{module_name}': {error}") from error
+    try:
+        return getattr(module, attribute)
+    except AttributeError as error:
+        raise ValueError(f"module '{module_name}' has no attribute '{attribute}'") from error
+
+
+def check_references(spec: GraphSpec) -> list[tuple[Location, str]]:
+    """Every problem a well-typed spec can still have, as (field path, message)."""
+    problems: list[tuple[Location, str]] = []
+    known = set(spec.nodes)
+    for name, node in spec.nodes.items():
+        if node.agent is not None and node.agent not in spec.agents:
+            problems.append((("nodes", name, "agent"), f"unknown agent '{node.agent}' "
+                             f"(agents: {', '.join(spec.agents)})"))
+        if node.on_limit is not None and node.on_limit not in known | {END}:
+            problems.append((("nodes", name, "on_limit"), f"unknown node '{node.on_limit}'"))
+    for index, edge in enumerate(spec.edges):
+        for source in edge.sources:
+            if source not in known | {START}:
+                problems.append((("edges", index, "from"), f"unknown node '{source}'"))
+        for target in edge.targets():
+            if target not in known | {END}:
+                problems.append((("edges", index, "route" if edge.route else "to"),
+                                 f"unknown node '{target}'"))
+    if not any(START in edge.sources for edge in spec.edges):
+        problems.append((("edges",), "no edge leaves START"))
+    problems += _unbounded_cycles(spec)
+    return problems
+
+
+def _unbounded_cycles(spec: GraphSpec) -> list[tuple[Location, str]]:
+    """A cycle must pass through a node with `max_visits`, or a run could loop forever."""
+    successors: dict[str, set[str]] = {name: set() for name in spec.nodes}
+    for edge in spec.edges:
+        for source in edge.sources:
+            successors.setdefault(source, set()).update(edge.targets())
+    bounded = {name for name, node in spec.nodes.items() if node.max_visits}
+    for name in spec.nodes:
+        if name not in bounded and _returns_to(name, successors, bounded):
+            return [(("nodes", name), f"node '{name}' is on a cycle without a limit: give a "
+                     "node of the cycle `max_visits` and `on_limit`")]
+    return []
+
+
+def _returns_to(start: str, successors: dict[str, set[str]], bounded: set[str]) -> bool:
+    """Is there a path from `start` back to itself through unbounded nodes only?"""
+    stack, seen = [start], set()
+    while stack:
+        for following in successors.get(stack.pop(), ()):
+            if following == start:
+                return True
+            if following not in seen and following not in bounded:
+                seen.add(following)
+                stack.append(following)
+    return False
+
+
+def parse_spec(data: Any, source: str = "<graph>",
+               lines: dict[Location, int] | None = None) -> GraphSpec:
+    lines = lines or {}
+
+    def where(location: Location) -> str:
+        line = line_of(lines, location)
+        return f"{source}:{line}" if line else source
+
+    try:
+        spec = GraphSpec.model_validate(data)
+    except ValidationError as error:
+        messages = []
+        for problem in error.errors():
+            location = tuple(problem["loc"])
+            field = ".".join(str(part) for part in location) or "(top level)"
+            messages.append(f"{where(location)}: {field}: {problem['msg']}")
+        raise GraphSpecError("Invalid graph spec:\n  " + "\n  ".join(messages)) from error
+    problems = check_references(spec)
+    for index, entry in enumerate(spec.tools):
+        path = entry if isinstance(entry, str) else entry.function
+        if path is None:
+            continue
+        try:
+            import_object(path)
+        except ValueError as error:
+            field = ("tools", index) if isinstance(entry, str) else ("tools", index, "function")
+            problems.append((field, str(error)))
+    if problems:
+        lines_out = [f"{where(loc)}: {'.'.join(map(str, loc))}: {msg}" for loc, msg in problems]
+        raise GraphSpecError("Invalid graph spec:\n  " + "\n  ".join(lines_out))
+    return spec
+
+
+def load_spec(path: str | Path) -> GraphSpec:
+    path = Path(path)
+    data, lines = load_yaml(path)
+    return parse_spec(data, str(path), lines)
+
+
+def export_json_schema(path: str | Path) -> None:
+    """The spec's JSON Schema, for editors (schemas/graph.schema.json)."""
+    schema = GraphSpec.model_json_schema(by_alias=True)
+    Path(path).write_text(json.dumps(schema, indent=2) + "\n")
