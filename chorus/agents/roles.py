@@ -6,7 +6,7 @@ The planner/caller/summarizer split follows alpha-UMi; unlike its free-text
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,6 +53,15 @@ def caller(tools: ToolRegistry, adapter: str | None = None, *, min_calls: int = 
                                output=tools.calls_schema(min_calls, max_calls),
                                max_new_tokens=(MAX_ARGUMENT_STRING + 64) * max_calls,
                                fields={"when_none": when_none})
+
+
+def unique_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A small model may repeat a call word for word; each distinct call is kept once."""
+    kept: list[dict[str, Any]] = []
+    for call in calls:
+        if call not in kept:
+            kept.append(call)
+    return kept
 
 
 def summarizer(adapter: str | None = None) -> Agent:

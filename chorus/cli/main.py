@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from chorus.cli import graph_commands
 from chorus.errors import ChorusError
 
 err = Console(stderr=True)
@@ -54,6 +55,36 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     gen.add_argument("--json", action="store_true", help="print the result record as JSON")
     gen.set_defaults(handler=_generate)
+
+    run = commands.add_parser("run", help="run a graph (YAML file or built-in name) on an input")
+    run.add_argument("graph", help="graph YAML file, or a built-in: tool_use, verified")
+    run.add_argument("--input", help="the task (omit to resume an unfinished --thread)")
+    run.add_argument("--thread", help="thread id: resumes it if its last run did not finish")
+    run.add_argument("--store", help="folder of checkpoints and traces "
+                                     "(default: CHORUS_HOME/runs)")
+    _model_options(run)
+    run.set_defaults(handler=lambda a: graph_commands.run_graph(a, _load, err))
+
+    call = commands.add_parser("call", help="print the tool calls a request needs, as JSON")
+    call.add_argument("text", nargs="?", help="the request")
+    call.add_argument("--tools", required=True, type=Path,
+                      help="JSON list of OpenAI-style function specs")
+    call.add_argument("--messages", type=Path, help="JSON chat history instead of TEXT")
+    call.add_argument("--strategy", choices=["planned", "direct"], default="planned",
+                      help="planned: the planner decides if a tool is needed (default)")
+    _model_options(call)
+    call.set_defaults(handler=lambda a: graph_commands.call_tools(a, _load, err))
+
+    trace = commands.add_parser("trace", help="show run traces")
+    trace_commands = trace.add_subparsers(metavar="ACTION", required=True)
+    show = trace_commands.add_parser("show", help="one run's steps as a tree")
+    show.add_argument("run_id", help="run id (a unique prefix is enough)")
+    listing = trace_commands.add_parser("list", help="recent runs")
+    for sub in (show, listing):
+        sub.add_argument("--store", help="folder of traces (default: CHORUS_HOME/runs)")
+    listing.set_defaults(run_id=None)
+    for sub in (show, listing):
+        sub.set_defaults(handler=lambda a: graph_commands.show_trace(a, Console()))
     return parser
 
 

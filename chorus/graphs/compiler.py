@@ -38,17 +38,17 @@ def build_tools(spec: GraphSpec, extra: list[Tool] = ()) -> ToolRegistry:
     registry = ToolRegistry(extra)
     for entry in spec.tools:
         if isinstance(entry, str):
-            found = import_object(entry)
+            found = import_object(entry, spec.base_dir)
             if not isinstance(found, Tool):
                 found = Tool.from_function(found)
             registry.add(found)
         else:
-            registry.add(_tool_from_spec(entry))
+            registry.add(_tool_from_spec(entry, spec.base_dir))
     return registry
 
 
-def _tool_from_spec(entry: ToolSpec) -> Tool:
-    function = import_object(entry.function) if entry.function else None
+def _tool_from_spec(entry: ToolSpec, base_dir) -> Tool:
+    function = import_object(entry.function, base_dir) if entry.function else None
     options: dict[str, Any] = {"needs_confirmation": entry.needs_confirmation}
     if entry.timeout_s:
         options["timeout_s"] = entry.timeout_s
@@ -156,10 +156,7 @@ def _role_update(role: str, value: Any) -> dict[str, Any]:
         return {"decision": value.next,
                 "trajectory": [Step(kind="thought", content=value.thought).model_dump()]}
     if role == "caller":
-        calls = []
-        for call in value:  # a small model may repeat a call word for word; run it once
-            if call not in calls:
-                calls.append(call)
+        calls = roles.unique_calls(value)
         return {"pending_calls": calls,
                 "trajectory": [call_step(c["name"], c["arguments"]).model_dump()
                                for c in calls]}

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from chorus.errors import GraphSpecError
 from chorus.graphs.yaml_lines import Location, line_of, load_yaml
@@ -86,6 +94,12 @@ class EdgeSpec(_Strict):
 
 class GraphSpec(_Strict):
     name: str
+    # The spec file's folder: modules there are importable as tools. Not part of the YAML.
+    _base_dir: Path | None = PrivateAttr(None)
+
+    @property
+    def base_dir(self) -> Path | None:
+        return self._base_dir
     description: str = ""
     agents: dict[str, AgentSpec]
     tools: list[str | ToolSpec] = Field(
@@ -95,10 +109,14 @@ class GraphSpec(_Strict):
     max_steps: int = Field(40, ge=1, description="hard bound on graph steps per run")
 
 
-def import_object(path: str) -> Any:
+def import_object(path: str, search_dir: Path | None = None) -> Any:
+    """`module:attribute`. Modules beside the spec file (`search_dir`) are importable too,
+    so a graph and its tools can live in one folder."""
     module_name, _, attribute = path.partition(":")
     if not attribute:
         raise ValueError(f"'{path}' is not an import path of the form module:attribute")
+    if search_dir is not None and str(search_dir) not in sys.path:
+        sys.path.append(str(search_dir))
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -161,7 +179,8 @@ def _returns_to(start: str, successors: dict[str, set[str]], bounded: set[str]) 
 
 
 def parse_spec(data: Any, source: str = "<graph>",
-               lines: dict[Location, int] | None = None) -> GraphSpec:
+               lines: dict[Location, int] | None = None,
+               base_dir: Path | None = None) -> GraphSpec:
     lines = lines or {}
 
     def where(location: Location) -> str:
@@ -170,6 +189,7 @@ def parse_spec(data: Any, source: str = "<graph>",
 
     try:
         spec = GraphSpec.model_validate(data)
+        spec._base_dir = base_dir
     except ValidationError as error:
         messages = []
         for problem in error.errors():
@@ -183,7 +203,7 @@ def parse_spec(data: Any, source: str = "<graph>",
         if path is None:
             continue
         try:
-            import_object(path)
+            import_object(path, spec.base_dir)
         except ValueError as error:
             field = ("tools", index) if isinstance(entry, str) else ("tools", index, "function")
             problems.append((field, str(error)))
@@ -196,7 +216,7 @@ def parse_spec(data: Any, source: str = "<graph>",
 def load_spec(path: str | Path) -> GraphSpec:
     path = Path(path)
     data, lines = load_yaml(path)
-    return parse_spec(data, str(path), lines)
+    return parse_spec(data, str(path), lines, base_dir=path.resolve().parent)
 
 
 def export_json_schema(path: str | Path) -> None:

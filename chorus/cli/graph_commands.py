@@ -1,0 +1,102 @@
+"""`chorus run`, `chorus call` and `chorus trace`: graphs, function calling, and their traces."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.tree import Tree
+
+from chorus.errors import ChorusError
+
+_SHOWN = {"decision", "pending_calls", "answer", "verdict"}
+
+
+def run_graph(args, load_model, console: Console) -> int:
+    from chorus.graphs import GraphRunner, resolve_graph
+
+    spec = resolve_graph(args.graph)
+    model = load_model(args)
+    runner = GraphRunner(spec, model, store=args.store)
+
+    def show(node: str, update: dict) -> None:
+        for step in update.get("trajectory", []):
+            console.print(f"[bold cyan]{node}[/] [dim]{step['kind']}:[/] "
+                          f"{_clip(step['content'])}", highlight=False, markup=True)
+        if "verdict" in update and update["verdict"]:
+            verdict = update["verdict"]
+            colour = "green" if verdict.get("pass") else "red"
+            console.print(f"[bold cyan]{node}[/] [{colour}]verdict: "
+                          f"{'pass' if verdict.get('pass') else 'fail'}[/]")
+
+    if args.thread and runner.pending(args.thread):
+        console.print(f"[yellow]resuming thread {args.thread} from its last checkpoint[/]")
+    result = runner.run(args.input, thread_id=args.thread, on_update=show)
+    console.print(f"[dim]run {result.run_id} on thread {result.thread_id}; "
+                  f"`chorus trace show {result.run_id}` for the trace[/]", highlight=False)
+    print(result.answer)
+    return 0
+
+
+def call_tools(args, load_model, console: Console) -> int:
+    from chorus.agents.calling import choose_calls, conversation_task
+    from chorus.tools import ToolRegistry
+
+    tools = ToolRegistry.from_openai_file(args.tools)
+    if args.messages:
+        try:
+            messages = json.loads(Path(args.messages).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ChorusError(f"Cannot read messages from {args.messages}: {error}") from error
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise ChorusError(f"{args.messages}: expected a JSON list of chat messages "
+                              '[{"role": ..., "content": ...}]')
+        task = conversation_task(messages)
+    elif args.text:
+        task = args.text
+    else:
+        raise ChorusError("Give the request as TEXT or --messages FILE")
+    model = load_model(args)
+    calls = choose_calls(model, tools, task, strategy=args.strategy)
+    sys.stdout.write(json.dumps(calls, ensure_ascii=False) + "\n")
+    return 0
+
+
+def show_trace(args, console: Console) -> int:
+    from chorus.graphs.runner import default_store
+    from chorus.memory import TraceStore
+
+    store = Path(args.store) if args.store else default_store()
+    path = store / "traces.sqlite"
+    if not path.is_file():
+        raise ChorusError(f"No traces yet in {store}")
+    traces = TraceStore(path)
+    if args.run_id is None:
+        for run in traces.recent_runs():
+            console.print(f"{run['run_id']}  {run['status']:<11} {run['graph']:<10} "
+                          f"{_clip(run['input'], 60)}", highlight=False)
+        return 0
+    run = traces.run(args.run_id)
+    tree = Tree(f"[bold]run {run['run_id']}[/] · graph {run['graph']} · thread "
+                f"{run['thread_id']} · {run['status']}")
+    tree.add(f"[bold]input:[/] {run['input']}")
+    for step in traces.steps(run["run_id"]):
+        if step["kind"] == "agent":
+            label = (f"[cyan]{step['node']}[/] agent={step['agent']} "
+                     f"adapter={step['adapter'] or 'base'} · {step['prompt_tokens']}+"
+                     f"{step['new_tokens']} tokens · {step['latency_s']:.2f} s"
+                     + (f" · {step['constraint']}" if step["constraint"] else ""))
+        else:
+            label = f"[magenta]{step['node']}[/] tool"
+        tree.add(label).add(_clip(step["output"], 300))
+    if run["answer"]:
+        tree.add(f"[bold green]answer:[/] {run['answer']}")
+    console.print(tree)
+    return 0
+
+
+def _clip(text: str | None, limit: int = 160) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "…"
