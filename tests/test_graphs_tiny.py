@@ -1,0 +1,146 @@
+"""Graphs on the tiny random model: real LangGraph runs, checkpoints, traces, resume, CLI.
+
+The tiny model's choices are random, but every agent output is constrained, so the graph
+machinery is exercised for real; what the calls contain is not asserted.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chorus.graphs import GraphRunner, resolve_graph
+from chorus.graphs.state import add_counts, extend_steps, fresh_input
+
+SUPPORT = Path(__file__).parent / "support"
+
+
+def test_tool_use_graph_runs_to_an_answer_and_records_a_trace(tiny, tmp_path):
+    runner = GraphRunner(resolve_graph("tool_use"), tiny, store=tmp_path)
+    seen = []
+    result = runner.run("What is 2 + 2?", on_update=lambda node, update: seen.append(node))
+    assert seen[0] == "plan" and seen[-1] == "answer"
+    assert result.state["visits"]["plan"] <= 4  # the planner loop is bounded
+    assert result.answer == result.state["answer"]
+    kinds = [step["kind"] for step in result.state["trajectory"]]
+    assert kinds[0] == "thought" and kinds[-1] == "answer"
+
+    run = runner.traces.run(result.run_id)
+    assert (run["status"], run["input"], run["answer"]) == ("done", "What is 2 + 2?",
+                                                             result.answer)
+    steps = runner.traces.steps(result.run_id)
+    agents = [s for s in steps if s["kind"] == "agent"]
+    assert [s["node"] for s in agents][0] == "plan" and agents[-1]["node"] == "answer"
+    assert all(s["new_tokens"] > 0 and s["latency_s"] > 0 for s in agents)
+    assert sum(s["kind"] == "tool" for s in steps) == kinds.count("observation")
+    assert not runner.pending(result.thread_id)
+
+
+def test_a_second_run_on_a_thread_starts_fresh(tiny, tmp_path):
+    runner = GraphRunner(resolve_graph("tool_use"), tiny, store=tmp_path)
+    first = runner.run("What is 2 + 2?", thread_id="t1")
+    second = runner.run("What is 3 + 3?", thread_id="t1")
+    assert second.state["task"] == "What is 3 + 3?"
+    kinds = [step["kind"] for step in second.state["trajectory"]]
+    # Not appended to the first run: one answer, and the planner's count starts again.
+    assert kinds[0] == "thought" and kinds.count("answer") == 1
+    assert first.state["trajectory"][-1]["kind"] == "answer"
+    assert second.state["visits"]["plan"] <= 4
+
+
+def test_reducers_reset_on_a_fresh_input():
+    start = fresh_input("t")
+    assert extend_steps([{"kind": "answer"}], start["trajectory"]) == []
+    assert extend_steps([{"kind": "a"}], [{"kind": "b"}]) == [{"kind": "a"}, {"kind": "b"}]
+    assert add_counts({"plan": 3}, start["visits"]) == {}
+    assert add_counts({"plan": 3}, {"plan": 1, "call": 1}) == {"plan": 4, "call": 1}
+
+
+def _child(tiny_model_dir, store, thread, log, **env):
+    return subprocess.Popen(
+        [sys.executable, str(SUPPORT / "resume_graph.py"), str(tiny_model_dir), str(store),
+         thread, str(log)], env={**os.environ, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_run_resumes_without_repeating_finished_tool_calls(tiny_model_dir, tmp_path):
+    log = tmp_path / "calls.log"
+    child = _child(tiny_model_dir, tmp_path / "store", "th", log, HANG_ON_CALL="2")
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().split()) < 2):
+        assert child.poll() is None, child.stderr.read()
+        time.sleep(0.2)
+    child.kill()  # in the middle of the second tool call
+    child.wait()
+    first_call = log.read_text().split()[0]
+    assert len(log.read_text().split()) == 2
+
+    resumed = _child(tiny_model_dir, tmp_path / "store", "th", log)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "RESUMED"
+    # Only the interrupted call ran again: the first finished call was not repeated.
+    notes = log.read_text().split()
+    assert len(notes) == 3 and notes[0] == first_call
+    observations = [line for line in lines if line.startswith("observation")]
+    assert len(observations) == 2 and "as call 1" in observations[0]
+
+
+def _chorus(*args, **env):
+    return subprocess.run([sys.executable, "-m", "chorus.cli.main", *args],
+                          capture_output=True, text=True, env={**os.environ, **env},
+                          timeout=300)
+
+
+def test_chorus_call_prints_only_a_json_list_of_valid_calls(tiny_model_dir, tmp_path):
+    specs = [{"name": "get_weather", "description": "Weather in a city.",
+              "parameters": {"type": "object", "required": ["city"],
+                             "properties": {"city": {"type": "string", "maxLength": 20}}}},
+             {"name": "add", "description": "Add two numbers.",
+              "parameters": {"type": "object", "required": ["a", "b"],
+                             "properties": {"a": {"type": "number"},
+                                            "b": {"type": "number"}}}}]
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps(specs))
+    messages = tmp_path / "messages.json"
+    messages.write_text(json.dumps([{"role": "user", "content": "Weather in Oslo?"}]))
+    for source in (["Weather in Oslo?"], ["--messages", str(messages)]):
+        for strategy in ("planned", "direct"):
+            done = _chorus("call", "--tools", str(tools), *source, "--strategy", strategy,
+                           "--model", str(tiny_model_dir), "--dtype", "float32")
+            assert done.returncode == 0, done.stderr
+            calls = json.loads(done.stdout)
+            assert isinstance(calls, list)
+            for call in calls:
+                assert call["name"] in {"get_weather", "add"}
+                assert set(call["arguments"]) >= ({"city"} if call["name"] == "get_weather"
+                                                  else {"a", "b"})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "missing.yaml", "--input", "x"], "Cannot read graph spec"),
+    (["call", "--tools", "missing.json", "hi"], "Cannot read tools file"),
+    (["trace", "show", "nope", "--store", "{tmp}"], "No traces yet"),
+])
+def test_cli_errors_are_one_line_without_traceback(args, message, tmp_path):
+    done = _chorus(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_chorus_run_and_trace_show(tiny_model_dir, tmp_path):
+    done = _chorus("run", "tool_use", "--input", "What is 2 + 2?", "--store", str(tmp_path),
+                   "--model", str(tiny_model_dir), "--dtype", "float32")
+    assert done.returncode == 0, done.stderr
+    assert "plan" in done.stderr and "answer" in done.stderr  # steps shown live
+    run_id = done.stderr.split("chorus trace show ")[1].split()[0].rstrip("`")
+    shown = _chorus("trace", "show", run_id[:6], "--store", str(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    assert f"run {run_id}" in shown.stdout and "agent=planner" in shown.stdout
+    listed = _chorus("trace", "list", "--store", str(tmp_path))
+    assert run_id in listed.stdout
