@@ -1,8 +1,11 @@
 """Named LoRA adapters on the one shared base model.
 
-The base model is wrapped by peft the first time an adapter is added; until then calls go to
-the plain model. An adapter is never "switched on": each call names its adapters explicitly
-(`adapter_names=`, one per batch row), so no call can see another call's adapter.
+The base model is wrapped by peft the first time an adapter is added, and unwrapped when the
+last one is removed. Each call names its adapters; `applied` turns those names into the
+module to run and its options, inside the backend's lock, so no call can see another's
+adapter. A batch that mixes adapters passes one name per row (`adapter_names=`); a batch on
+a single adapter activates it instead, because peft's per-row path costs about 40% more per
+forward on this model (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
 
 from chorus.errors import AdapterError, AdapterNotFoundError
 
@@ -69,8 +75,6 @@ class AdapterRegistry:
                init: str = "zeros", seed: int | None = None) -> AdapterInfo:
         """A new adapter. `init="zeros"` starts as a no-op (LoRA's B = 0), ready to train;
         `init="random"` gives it random weights, useful for tests and benchmarks."""
-        from peft import LoraConfig
-
         if init not in ("zeros", "random"):
             raise AdapterError(f"init must be 'zeros' or 'random', not {init!r}")
         config = LoraConfig(r=rank, lora_alpha=alpha or 2 * rank, lora_dropout=dropout,
@@ -81,16 +85,11 @@ class AdapterRegistry:
                 torch.manual_seed(seed)
             self._check_new(name)
             try:
-                if self._peft is None:
-                    from peft import get_peft_model
-
-                    self._peft = get_peft_model(self._base, config, adapter_name=name)
-                else:
-                    self._peft.add_adapter(name, config)
+                self._add(name, config)
             except ValueError as error:
+                self._discard(name)
                 raise AdapterError(f"Cannot create adapter '{name}': {error}") from error
             self._sources[name] = None
-            self._peft.eval()  # peft allows per-row adapter_names only in eval mode
         return self.info(name)
 
     def load(self, directory: str | os.PathLike[str], name: str | None = None) -> AdapterInfo:
@@ -102,19 +101,19 @@ class AdapterRegistry:
         with self._lock:
             self._check_new(name)
             try:
-                if self._peft is None:
-                    from peft import PeftModel
-
-                    self._peft = PeftModel.from_pretrained(self._base, path, adapter_name=name)
-                else:
-                    self._peft.load_adapter(path, adapter_name=name)
+                self._add(name, LoraConfig.from_pretrained(path))
+                result = set_peft_model_state_dict(self._peft, load_peft_weights(path),
+                                                   adapter_name=name)
+                unexpected = [key for key in result.unexpected_keys if "lora_" in key]
+                if unexpected:
+                    raise ValueError(f"weights for modules this model lacks: {unexpected[:3]}")
             except Exception as error:  # peft raises ValueError, KeyError, RuntimeError
+                self._discard(name)
                 raise AdapterError(
                     f"Cannot load adapter from {path}: {type(error).__name__}: {error}. "
                     "Was it trained for this base model?"
                 ) from error
             self._sources[name] = str(path)
-            self._peft.eval()
         return self.info(name)
 
     def save(self, name: str, directory: str | os.PathLike[str]) -> Path:
@@ -137,8 +136,46 @@ class AdapterRegistry:
     def remove(self, name: str) -> None:
         self.require(name)
         with self._lock:
-            self._peft.delete_adapter(name)
+            self._discard(name)
             del self._sources[name]
+
+    @contextmanager
+    def applied(self, rows: list[str]) -> Iterator[tuple[torch.nn.Module, dict]]:
+        """The module to run for a batch whose rows use adapters `rows` (peft names), and the
+        options to pass it. Hold the backend's lock for as long as it is used."""
+        if self._peft is None:
+            yield self._base, {}
+            return
+        if len(set(rows)) > 1:
+            yield self._peft, {"adapter_names": rows}
+            return
+        if rows[0] == BASE:
+            context = self._peft.disable_adapter()
+        else:
+            self._peft.set_adapter(rows[0])
+            context = nullcontext()
+        with context:
+            yield self._peft, {}
+
+    def _add(self, name: str, config) -> None:
+        """Attach an adapter, wrapping the base model in peft on first use."""
+        if self._peft is None:
+            self._peft = get_peft_model(self._base, config, adapter_name=name)
+        else:
+            self._peft.add_adapter(name, config)
+        self._peft.eval()  # peft allows per-row adapter_names only in eval mode
+
+    def _discard(self, name: str) -> None:
+        """Detach an adapter, also a half-attached one; without adapters, unwrap the base."""
+        if self._peft is None or name not in self._peft.peft_config:
+            return
+        if len(self._peft.peft_config) == 1:
+            self._base = self._peft.unload()
+            self._peft = None
+            return
+        # Activate another first: peft would otherwise keep pointing at the deleted one.
+        self._peft.set_adapter(next(n for n in self._peft.peft_config if n != name))
+        self._peft.delete_adapter(name)
 
     def info(self, name: str) -> AdapterInfo:
         self.require(name)
@@ -157,6 +194,9 @@ class AdapterRegistry:
             raise AdapterError(
                 f"Invalid adapter name {name!r}: use letters, digits, '_' or '-'"
             )
+        if name in "lora_":  # peft finds its own parameters by that prefix
+            raise AdapterError(f"Invalid adapter name {name!r}: it is part of peft's 'lora_' "
+                               "prefix; choose a longer name")
         if name in self._sources:
             raise AdapterError(f"An adapter named '{name}' already exists; remove it first")
 

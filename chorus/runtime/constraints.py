@@ -20,10 +20,15 @@ from pydantic import BaseModel, ValidationError
 
 from chorus.errors import InvalidOutputError, UnsupportedSchemaError
 
-# Keywords under which a JSON Schema nests further schemas.
+# Keywords under which a JSON Schema nests schemas that stand alone, so closing them keeps
+# their meaning. Under allOf, if/then/else, not or contains a schema is combined with
+# others, and closing it would change what the whole accepts: those are left as written.
 _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_SINGLE = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
+_SCHEMA_SINGLE = ("items", "additionalProperties")
+# An object whose properties may also come from these keywords is not closed either.
+_OPEN_BY_COMPOSITION = ("allOf", "if", "then", "else", "dependentSchemas", "$ref",
+                        "unevaluatedProperties")
 
 
 def _key(kind: str, spec: str) -> str:
@@ -34,7 +39,8 @@ def close_objects(schema: Any) -> Any:
     """Copy of `schema` where every object forbids properties it does not declare.
 
     Without `additionalProperties: false` a small model happily invents extra fields.
-    An explicit `additionalProperties` is kept as written.
+    An explicit `additionalProperties` is kept as written, and so are schemas combined with
+    others (allOf, if/then/else, not, $ref), where closing would change their meaning.
     """
     if isinstance(schema, list):
         return [close_objects(item) for item in schema]
@@ -48,7 +54,8 @@ def close_objects(schema: Any) -> Any:
         if isinstance(closed.get(keyword), dict | list):
             closed[keyword] = close_objects(closed[keyword])
     is_object = closed.get("type") == "object" or "properties" in closed
-    if is_object and "additionalProperties" not in closed:
+    composed = any(keyword in closed for keyword in _OPEN_BY_COMPOSITION)
+    if is_object and not composed and "additionalProperties" not in closed:
         closed["additionalProperties"] = False
     return closed
 

@@ -22,7 +22,8 @@ from chorus.runtime.types import GenerationRequest, GenerationResult
 
 
 def _sampling_key(request: GenerationRequest) -> tuple:
-    return (request.temperature, request.top_p, request.seed)
+    # Requests that can share one generate() call; sortable even when some seeds are None.
+    return (request.temperature, request.top_p, request.seed is not None, request.seed or 0)
 
 
 class LocalBackend:
@@ -80,15 +81,12 @@ class LocalBackend:
             options.update(do_sample=True, temperature=first.temperature, top_p=first.top_p)
         else:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        module = self.adapters.module
-        if self.adapters.names():
-            options["adapter_names"] = adapter_rows
-
         started = time.perf_counter()
-        with self.lock, torch.inference_mode(), torch.random.fork_rng(devices=[]):
+        with self.lock, self.adapters.applied(adapter_rows) as (module, adapter_options), \
+                torch.inference_mode(), torch.random.fork_rng(devices=[]):
             if first.seed is not None:
                 torch.manual_seed(first.seed)
-            module.generate(**inputs, **options)
+            module.generate(**inputs, **options, **adapter_options)
         latency = time.perf_counter() - started
 
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
