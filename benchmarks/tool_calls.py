@@ -26,6 +26,7 @@ from chorus.runtime import GenerationRequest, load_model
 from chorus.tools import ToolRegistry
 
 DATA = Path(__file__).parent / "data"
+UNCONSTRAINED_BUDGET = 160
 
 
 def canonical(calls: list[dict]) -> list[str]:
@@ -74,8 +75,9 @@ def run_unconstrained(model, tools, described, examples, size):
         requests = []
         for example in chunk:
             prepared = agent.request(example["request"], tools=described)
+            # Two calls take about 60 tokens; more only lets a rambling reply run on.
             requests.append(GenerationRequest(messages=prepared.messages,
-                                              max_new_tokens=agent.max_new_tokens // 2))
+                                              max_new_tokens=UNCONSTRAINED_BUDGET))
         for result in model.generate_batch(requests):
             outputs.append(parse_free_text(result.text))
     return outputs

@@ -3,9 +3,10 @@
 The base model is wrapped by peft the first time an adapter is added, and unwrapped when the
 last one is removed. Each call names its adapters; `applied` turns those names into the
 module to run and its options, inside the backend's lock, so no call can see another's
-adapter. A batch that mixes adapters passes one name per row (`adapter_names=`); a batch on
-a single adapter activates it instead, because peft's per-row path costs about 40% more per
-forward on this model (benchmarks/RESULTS.md).
+adapter. A batch on a single adapter activates it; a batch that mixes adapters adds each
+row's LoRA delta with batched matmuls (rowwise_lora.py). peft's own per-row path
+(`adapter_names=`) costs about 40% more per forward on this model (benchmarks/RESULTS.md)
+and is kept only for LoRA variants the batched path does not handle.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
 
 from chorus.errors import AdapterError, AdapterNotFoundError
+from chorus.runtime.rowwise_lora import rowwise_adapters, supports_rowwise
 
 BASE = "__base__"  # peft's name for "no adapter" in adapter_names
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -147,7 +149,11 @@ class AdapterRegistry:
             yield self._base, {}
             return
         if len(set(rows)) > 1:
-            yield self._peft, {"adapter_names": rows}
+            if supports_rowwise(self._peft, rows):
+                with rowwise_adapters(self._peft, rows):
+                    yield self._peft, {}
+            else:
+                yield self._peft, {"adapter_names": rows}
             return
         if rows[0] == BASE:
             context = self._peft.disable_adapter()
