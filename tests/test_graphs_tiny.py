@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chorus.graphs import GraphRunner, resolve_graph
-from chorus.graphs.state import add_counts, extend_steps, fresh_input
+from chorus.graphs import GraphRunner, GraphSpec, resolve_graph
+from chorus.graphs.state import add_counts, extend_steps, fresh_input, merge
 
 SUPPORT = Path(__file__).parent / "support"
 
@@ -57,6 +57,8 @@ def test_reducers_reset_on_a_fresh_input():
     assert extend_steps([{"kind": "answer"}], start["trajectory"]) == []
     assert extend_steps([{"kind": "a"}], [{"kind": "b"}]) == [{"kind": "a"}, {"kind": "b"}]
     assert add_counts({"plan": 3}, start["visits"]) == {}
+    assert merge({"plan": {"next": "call"}}, start["outputs"]) == {}
+    assert merge({"a": 1}, {"b": 2}) == {"a": 1, "b": 2}
     assert add_counts({"plan": 3}, {"plan": 1, "call": 1}) == {"plan": 4, "call": 1}
 
 
@@ -144,3 +146,26 @@ def test_chorus_run_and_trace_show(tiny_model_dir, tmp_path):
     assert f"run {run_id}" in shown.stdout and "agent=planner" in shown.stdout
     listed = _chorus("trace", "list", "--store", str(tmp_path))
     assert run_id in listed.stdout
+
+
+def test_parallel_fan_out_and_join(tiny, tmp_path):
+    """`to: [a, b]` runs both branches in one step; `from: [a, b]` waits for both."""
+    spec = GraphSpec.model_validate({
+        "name": "fan",
+        "agents": {"writer": {"role": "summarizer", "max_new_tokens": 4},
+                   "judge": {"role": "verifier"}},
+        "nodes": {"draft_a": {"agent": "writer"}, "draft_b": {"agent": "writer"},
+                  "judge": {"agent": "judge"}},
+        "edges": [{"from": "START", "to": ["draft_a", "draft_b"]},
+                  {"from": ["draft_a", "draft_b"], "to": "judge"},
+                  {"from": "judge", "to": "END"}],
+    })
+    steps = []
+    result = GraphRunner(spec, tiny, store=tmp_path).run(
+        "Say hi.", on_update=lambda node, update: steps.append(node))
+    assert sorted(steps[:2]) == ["draft_a", "draft_b"] and steps[2:] == ["judge"]
+    assert result.state["visits"] == {"draft_a": 1, "draft_b": 1, "judge": 1}
+    assert set(result.state["verdict"]) == {"pass", "feedback"}
+    drafts = result.state["outputs"]
+    assert isinstance(drafts["draft_a"], str) and isinstance(drafts["draft_b"], str)
+    assert result.state["answer"] in (drafts["draft_a"], drafts["draft_b"])

@@ -144,7 +144,9 @@ def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphCon
         _trace(context, config, name, "agent", reply.value, agent=agent.name,
                adapter=agent.adapter, generation=reply.generation,
                constraint=type(agent.output).__name__ if agent.output else None)
-        update: dict[str, Any] = {"visits": {name: 1}}
+        output = reply.value.model_dump(by_alias=True) \
+            if hasattr(reply.value, "model_dump") else reply.value
+        update: dict[str, Any] = {"visits": {name: 1}, "outputs": {name: output}}
         update.update(_role_update(role, reply.value))
         return update
 

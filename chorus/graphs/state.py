@@ -23,17 +23,30 @@ def extend_steps(left: list[dict[str, Any]] | None,
     return (left or []) + (right or [])
 
 
+def latest(_left: Any, right: Any) -> Any:
+    """Parallel branches may write the same field in one step; the last branch wins (every
+    branch's own value is also kept in `outputs`)."""
+    return right
+
+
+def merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    if right and RESET in right:
+        return {key: value for key, value in right.items() if key != RESET}
+    return {**(left or {}), **(right or {})}
+
+
 class RunState(TypedDict, total=False):
     task: str
     trajectory: Annotated[list[dict[str, Any]], extend_steps]  # Step records, in order
-    pending_calls: list[dict[str, Any]]  # the caller's latest calls, for the tools node
-    decision: str  # the planner's latest "next"
-    answer: str
-    verdict: dict[str, Any]  # {"pass": bool, "feedback": str}
+    pending_calls: Annotated[list[dict[str, Any]], latest]  # the caller's latest calls
+    decision: Annotated[str, latest]  # the planner's latest "next"
+    answer: Annotated[str, latest]
+    verdict: Annotated[dict[str, Any], latest]  # {"pass": bool, "feedback": str}
+    outputs: Annotated[dict[str, Any], merge]  # each agent node's latest output, by node
     visits: Annotated[dict[str, int], add_counts]  # per node, for max_visits
 
 
 def fresh_input(task: str) -> dict[str, Any]:
     """The input that starts a run, on a new thread or after a finished one."""
     return {"task": task, "trajectory": [{"kind": RESET}], "visits": {RESET: 1},
-            "pending_calls": [], "decision": "", "answer": "", "verdict": {}}
+            "pending_calls": [], "decision": "", "answer": "", "verdict": {}, "outputs": {RESET: 1}}
