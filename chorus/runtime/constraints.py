@@ -60,6 +60,16 @@ def close_objects(schema: Any) -> Any:
     return closed
 
 
+def schema_problem(schema: Any) -> str | None:
+    """Why `schema` is not valid JSON Schema ("at properties/a/type: ..."), or None."""
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as error:
+        where = "/".join(str(part) for part in error.path) or "(root)"
+        return f"at {where}: {error.message}"
+    return None
+
+
 def bound_strings(schema: Any, max_length: int) -> Any:
     """Copy of `schema` where every free string has a `maxLength`.
 
@@ -90,13 +100,9 @@ class JsonSchema:
         return cls(model.model_json_schema(), model)
 
     def __post_init__(self) -> None:
-        try:
-            jsonschema.validators.validator_for(self.schema).check_schema(self.schema)
-        except jsonschema.SchemaError as error:
-            where = "/".join(str(part) for part in error.path) or "(root)"
-            raise UnsupportedSchemaError(
-                f"Not a valid JSON Schema at {where}: {error.message}"
-            ) from error
+        problem = schema_problem(self.schema)
+        if problem:
+            raise UnsupportedSchemaError(f"Not a valid JSON Schema {problem}")
         object.__setattr__(self, "schema", close_objects(self.schema))
 
     @property

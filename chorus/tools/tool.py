@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from chorus.errors import ToolSpecError
+from chorus.runtime.constraints import schema_problem
 from chorus.tools.schema import arguments_schema, parse_docstring
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -37,13 +36,10 @@ class Tool:
         if self.parameters.get("type", "object") != "object":
             raise ToolSpecError(f"Tool {self.name}: parameters must be a JSON Schema of type "
                                 f"object, not {self.parameters.get('type')!r}")
-        try:
-            jsonschema.validators.validator_for(self.parameters).check_schema(self.parameters)
-        except jsonschema.SchemaError as error:
-            where = "/".join(str(p) for p in error.path) or "(root)"
-            raise ToolSpecError(
-                f"Tool {self.name}: parameters are not valid JSON Schema at {where}: "
-                f"{error.message}") from error
+        problem = schema_problem(self.parameters)
+        if problem:
+            raise ToolSpecError(f"Tool {self.name}: parameters are not valid JSON Schema "
+                                f"{problem}")
         if self.timeout_s <= 0:
             raise ToolSpecError(f"Tool {self.name}: timeout_s must be positive")
 
