@@ -1,4 +1,4 @@
-"""`chorus demo`: the runtime end to end on the embedded model, in under a minute."""
+"""`chorus demo`: the runtime and a graph of agents, end to end on the embedded model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 
 from rich.console import Console
 from rich.panel import Panel
+
+from chorus.graphs import GraphRunner, resolve_graph
 
 # Three tools as the caller agent will see them: a union, each branch with its own arguments.
 TOOL_CALL = {
@@ -33,7 +35,7 @@ SYSTEM = ("You call tools. Tools: get_weather(city, unit), convert_currency(amou
           "target), search_web(query). Reply with one JSON tool call.")
 
 
-def run_demo(model, console: Console) -> int:
+def run_demo(model, console: Console, store=None) -> int:
     console.rule(f"chorus demo on {model.name}")
     question = "What is the capital of France? Answer in one sentence."
     console.print(f"[bold]user:[/] {question}")
@@ -50,7 +52,22 @@ def run_demo(model, console: Console) -> int:
                           output=TOOL_CALL, max_new_tokens=96)
     console.print(Panel(json.dumps(call.value), title="tool call (validated against its schema)"))
     _stats(console, call)
-    print(json.dumps({"answer": answer.text, "tool_call": call.value}))
+
+    task = "What is 12 * 12?"
+    console.print(f"\n[bold]user:[/] {task}   [dim](the tool_use graph: planner, caller, "
+                  "tools, summarizer on one base model)[/]")
+    runner = GraphRunner(resolve_graph("tool_use"), model, store=store)
+
+    def show(node: str, update: dict) -> None:
+        for step in update.get("trajectory", []):
+            console.print(f"  [cyan]{node}[/] [dim]{step['kind']}:[/] {step['content'][:120]}",
+                          highlight=False)
+
+    result = runner.run(task, on_update=show)
+    console.print(f"[bold]answer:[/] {result.answer}")
+    console.print(f"[dim]trace: chorus trace show {result.run_id}[/]", highlight=False)
+    print(json.dumps({"answer": answer.text, "tool_call": call.value,
+                      "graph_answer": result.answer}))
     return 0
 
 
