@@ -169,3 +169,14 @@ def test_parallel_fan_out_and_join(tiny, tmp_path):
     drafts = result.state["outputs"]
     assert isinstance(drafts["draft_a"], str) and isinstance(drafts["draft_b"], str)
     assert result.state["answer"] in (drafts["draft_a"], drafts["draft_b"])
+
+
+def test_verified_graph_ends_after_a_pass_or_its_bounded_retries(tiny, tmp_path):
+    result = GraphRunner(resolve_graph("verified"), tiny, store=tmp_path).run("What is 2 + 2?")
+    visits = result.state["visits"]
+    assert 1 <= visits["verify"] <= 2 and visits["answer"] >= visits["verify"]
+    verdict = result.state["verdict"]
+    if visits["verify"] == 1 and not verdict["pass"]:
+        pytest.fail("a failed verdict must send the run back to the planner")
+    feedback = [s for s in result.state["trajectory"] if s["kind"] == "feedback"]
+    assert len(feedback) == visits["verify"] - (1 if verdict["pass"] else 0)
