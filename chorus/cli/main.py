@@ -70,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--tools", required=True, type=Path,
                       help="JSON list of OpenAI-style function specs")
     call.add_argument("--messages", type=Path, help="JSON chat history instead of TEXT")
-    call.add_argument("--strategy", choices=["planned", "direct"], default="planned",
-                      help="planned: the planner decides if a tool is needed (default)")
+    call.add_argument("--strategy", choices=["direct", "planned"], default="direct",
+                      help="direct (default, more accurate in benchmarks/RESULTS.md): the "
+                           "caller may answer []; planned: the planner decides first")
     _model_options(call)
     call.set_defaults(handler=lambda a: graph_commands.call_tools(a, _load, err))
 
