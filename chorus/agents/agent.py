@@ -31,6 +31,7 @@ class Agent:
     output: Constraint | None = None  # None: free text
     max_new_tokens: int = 256
     fields: dict[str, str] = field(default_factory=dict)  # template fields fixed at creation
+    stop_on_repeated_line: bool = False  # for free text: cut a small model's loops
 
     def __post_init__(self) -> None:
         if self.output is not None:
@@ -48,7 +49,8 @@ class Agent:
                       trajectory=render_trajectory(list(trajectory)))
         return GenerationRequest(
             messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-            output=self.output, adapter=self.adapter, max_new_tokens=self.max_new_tokens)
+            output=self.output, adapter=self.adapter, max_new_tokens=self.max_new_tokens,
+            stop_on_repeated_line=self.stop_on_repeated_line)
 
     def run(self, model: Model, task: str, trajectory: list[Step] = (), **fields: str
             ) -> AgentReply:

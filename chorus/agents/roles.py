@@ -65,7 +65,8 @@ def unique_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summarizer(adapter: str | None = None) -> Agent:
-    return Agent.from_template("summarizer", adapter=adapter, max_new_tokens=160)
+    return Agent.from_template("summarizer", adapter=adapter, max_new_tokens=160,
+                               stop_on_repeated_line=True)
 
 
 def verifier(adapter: str | None = None) -> Agent:

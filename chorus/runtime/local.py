@@ -67,7 +67,8 @@ class LocalBackend:
         tracker = RowTracker(prompt_length=prompt_length,
                              budgets=[r.max_new_tokens for r in requests],
                              stops=[r.stop for r in requests], matchers=matchers,
-                             eos_ids=self.eos_ids, tokenizer=self.tokenizer, on_text=on_text)
+                             eos_ids=self.eos_ids, tokenizer=self.tokenizer, on_text=on_text,
+                             stop_on_repeat=[r.stop_on_repeated_line for r in requests])
         options = dict(
             max_new_tokens=max(r.max_new_tokens for r in requests),
             stopping_criteria=StoppingCriteriaList([tracker]),

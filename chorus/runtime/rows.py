@@ -17,9 +17,22 @@ from chorus.runtime.types import FinishReason
 TextCallback = Callable[[int, str], None]  # (row index, new text)
 
 
+def repeated_line_start(text: str) -> int | None:
+    """Where the last complete line starts, if it repeats an earlier non-empty line."""
+    end = text.rfind("\n")
+    if end < 0:
+        return None
+    lines = text[:end].split("\n")
+    last = lines[-1].strip()
+    if not last or last not in (line.strip() for line in lines[:-1]):
+        return None
+    return end - len(lines[-1])
+
+
 class RowTracker(StoppingCriteria):
     def __init__(self, *, prompt_length: int, budgets: list[int], stops: list[tuple[str, ...]],
-                 matchers: list, eos_ids: set[int], tokenizer, on_text: TextCallback | None):
+                 matchers: list, eos_ids: set[int], tokenizer, on_text: TextCallback | None,
+                 stop_on_repeat: list[bool] | None = None):
         rows = len(budgets)
         self.prompt_length = prompt_length
         self.budgets = budgets
@@ -28,6 +41,7 @@ class RowTracker(StoppingCriteria):
         self.eos_ids = eos_ids
         self.tokenizer = tokenizer
         self.on_text = on_text
+        self.stop_on_repeat = stop_on_repeat or [False] * rows
         self.finished = [False] * rows
         self.reasons: list[FinishReason] = ["length"] * rows
         self.token_ids: list[list[int]] = [[] for _ in range(rows)]
@@ -56,6 +70,12 @@ class RowTracker(StoppingCriteria):
                 self.texts[row] = text[:cut]
                 self._finish(row, "stop_string")
                 return
+        if self.stop_on_repeat[row]:
+            cut = repeated_line_start(text)
+            if cut is not None:
+                self.texts[row] = text[:cut].rstrip()
+                self._finish(row, "repetition")
+                return
         if len(self.token_ids[row]) >= self.budgets[row]:
             self._finish(row, "length")
             return
@@ -78,6 +98,8 @@ class RowTracker(StoppingCriteria):
             # Hold back what could be the start of a stop string or a split character.
             hold = max((len(s) - 1 for s in self.stops[row]), default=0)
             end = max(self._emitted[row], end - hold)
+            if self.stop_on_repeat[row]:  # a line is shown once it is known not to repeat
+                end = max(self._emitted[row], min(end, text.rfind("\n")))
             while end > self._emitted[row] and text[end - 1] == "\ufffd":
                 end -= 1
         if end > self._emitted[row]:

@@ -10,7 +10,7 @@ from chorus.errors import ChorusError
 from chorus.runtime.constraints import Constraint, as_constraint
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
-FinishReason = Literal["stop", "length", "stop_string"]
+FinishReason = Literal["stop", "length", "stop_string", "repetition"]
 
 
 class GenerationRequest(BaseModel):
@@ -26,6 +26,9 @@ class GenerationRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # Small models fall into loops ("x = 1\nx = 1\n..."): end the reply where a line
+    # repeats one it already wrote.
+    stop_on_repeated_line: bool = False
 
     @field_validator("messages", mode="before")
     @classmethod
