@@ -31,14 +31,15 @@ class Model:
     def generate(self, messages: str | list[Message], *, output: Any = None,
                  adapter: str | None = None, max_new_tokens: int = 256,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-                 stop: str | Sequence[str] = (),
+                 stop: str | Sequence[str] = (), stop_on_repeated_line: bool = False,
                  on_text: Callable[[str], None] | None = None) -> GenerationResult:
         """One generation. With `output` (JSON Schema dict, pydantic model, list of choices,
         Literal or Regex) the text is constrained and `result.value` holds the parsed value;
         a constrained output that cannot be completed raises a ChorusError."""
         request = GenerationRequest(
             messages=messages, output=output, adapter=adapter, max_new_tokens=max_new_tokens,
-            temperature=temperature, top_p=top_p, seed=seed, stop=stop)
+            temperature=temperature, top_p=top_p, seed=seed, stop=stop,
+            stop_on_repeated_line=stop_on_repeated_line)
         return self.complete(request, on_text=on_text)
 
     def complete(self, request: GenerationRequest,
