@@ -74,7 +74,10 @@ class GraphRunner:
         config["recursion_limit"] = self.spec.max_steps
         status = "failed"
         try:
-            for update in self.graph.stream(graph_input, config, stream_mode="updates"):
+            # "sync": each step's checkpoint is on disk before the next step starts, so a
+            # crash never loses a finished step (LangGraph's default writes them async).
+            for update in self.graph.stream(graph_input, config, stream_mode="updates",
+                                            durability="sync"):
                 for node, written in update.items():
                     if on_update and isinstance(written, dict):
                         on_update(node, written)
