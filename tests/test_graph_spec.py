@@ -105,3 +105,11 @@ def test_committed_json_schema_matches_the_spec_model(tmp_path):
     committed = Path(__file__).parent.parent / "schemas" / "graph.schema.json"
     export_json_schema(tmp_path / "fresh.json")
     assert json.loads(committed.read_text()) == json.loads((tmp_path / "fresh.json").read_text())
+
+
+def test_a_join_goes_to_exactly_one_node():
+    base = {"name": "x", "agents": {"p": {"role": "summarizer"}},
+            "nodes": {"a": {"agent": "p"}, "b": {"agent": "p"}}}
+    with pytest.raises(ValueError, match="a join"):
+        GraphSpec.model_validate({**base, "edges": [
+            {"from": "START", "to": ["a", "b"]}, {"from": ["a", "b"], "to": ["END", "a"]}]})

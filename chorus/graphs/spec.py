@@ -79,6 +79,8 @@ class EdgeSpec(_Strict):
     def _one_target(self) -> EdgeSpec:
         if (self.to is None) == (self.route is None):
             raise ValueError("an edge has exactly one of `to` or `route`")
+        if isinstance(self.source, list) and not isinstance(self.to, str):
+            raise ValueError("a join (a list in `from`) goes `to` exactly one node")
         return self
 
     @property
