@@ -5,7 +5,7 @@ last one is removed. Each call names its adapters; `applied` turns those names i
 module to run and its options, inside the backend's lock, so no call can see another's
 adapter. A batch on a single adapter activates it; a batch that mixes adapters adds each
 row's LoRA delta with batched matmuls (rowwise_lora.py). peft's own per-row path
-(`adapter_names=`) costs about 40% more per forward on this model (benchmarks/RESULTS.md)
+(`adapter_names=`) costs about 20% more per forward on this model (benchmarks/RESULTS.md)
 and is kept only for LoRA variants the batched path does not handle.
 """
 
