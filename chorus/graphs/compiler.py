@@ -24,8 +24,6 @@ from chorus.memory import TraceStore
 from chorus.runtime import Model
 from chorus.tools import Tool, ToolRegistry, execute
 
-EventSink = Callable[[str, dict[str, Any]], None]  # (node, what it produced)
-
 
 @dataclass
 class GraphContext:
