@@ -33,7 +33,7 @@ def feed(tracker: RowTracker, rows: list[list[int]]) -> None:
 
 
 def tracker_for(tokenizer, rows, **options) -> RowTracker:
-    defaults = dict(prompt_length=0, budgets=[100] * rows, stops=[()] * rows,
+    defaults = dict(budgets=[100] * rows, stops=[()] * rows,
                     matchers=[None] * rows, eos_ids={tokenizer.eos_token_id},
                     tokenizer=tokenizer, on_text=None)
     return RowTracker(**{**defaults, **options})

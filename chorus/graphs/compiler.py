@@ -139,11 +139,11 @@ def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphCon
     def run_agent(state: RunState, config) -> dict[str, Any]:
         steps = [Step.model_validate(step) for step in state.get("trajectory", [])]
         reply = agent.run(context.model, state["task"], steps, tools=describe)
-        _trace(context, config, name, "agent", reply.value, agent=agent.name,
-               adapter=agent.adapter, generation=reply.generation,
-               constraint=type(agent.output).__name__ if agent.output else None)
         output = reply.value.model_dump(by_alias=True) \
             if hasattr(reply.value, "model_dump") else reply.value
+        _trace(context, config, name, "agent", output, agent=agent.name,
+               adapter=agent.adapter, generation=reply.generation,
+               constraint=type(agent.output).__name__ if agent.output else None)
         update: dict[str, Any] = {"visits": {name: 1}, "outputs": {name: output}}
         update.update(_role_update(role, reply.value))
         return update
@@ -188,8 +188,6 @@ def _trace(context: GraphContext, config, node: str, kind: str, output: Any, *,
     run_id = (config or {}).get("configurable", {}).get("run_id")
     if context.traces is None or run_id is None:
         return
-    if hasattr(output, "model_dump"):
-        output = output.model_dump(by_alias=True)
     context.traces.add_step(
         run_id, node=node, kind=kind, output=output, agent=agent, adapter=adapter,
         prompt_tokens=generation.prompt_tokens if generation else 0,

@@ -51,19 +51,21 @@ class GraphRunner:
 
     def pending(self, thread_id: str) -> bool:
         """Did a run on this thread stop before finishing?"""
-        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
-        return bool(snapshot.next)
+        return bool(self._snapshot(thread_id).next)
+
+    def _snapshot(self, thread_id: str):
+        return self.graph.get_state({"configurable": {"thread_id": thread_id}})
 
     def run(self, task: str | None, *, thread_id: str | None = None,
             on_update: UpdateSink | None = None) -> RunResult:
         """Start `task` on a thread, or, if that thread's last run did not finish, resume it
         from its last checkpoint (finished tool calls are not repeated)."""
         thread_id = thread_id or uuid.uuid4().hex[:12]
-        resumed = self.pending(thread_id)
+        snapshot = self._snapshot(thread_id)
+        resumed = bool(snapshot.next)
         config = {"configurable": {"thread_id": thread_id}}
         if resumed:
-            previous = self.graph.get_state(config).values
-            task = previous.get("task", task)
+            task = snapshot.values.get("task", task)
             graph_input = None
         elif task is None or not task.strip():
             raise ChorusError(f"Thread '{thread_id}' has nothing to resume; give an input")

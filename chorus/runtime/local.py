@@ -63,9 +63,7 @@ class LocalBackend:
                                                       tokenize=False) for r in requests]
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True,
                                 add_special_tokens=False)
-        prompt_length = inputs["input_ids"].shape[1]
-        tracker = RowTracker(prompt_length=prompt_length,
-                             budgets=[r.max_new_tokens for r in requests],
+        tracker = RowTracker(budgets=[r.max_new_tokens for r in requests],
                              stops=[r.stop for r in requests], matchers=matchers,
                              eos_ids=self.eos_ids, tokenizer=self.tokenizer, on_text=on_text,
                              stop_on_repeat=[r.stop_on_repeated_line for r in requests])

@@ -30,11 +30,10 @@ def repeated_line_start(text: str) -> int | None:
 
 
 class RowTracker(StoppingCriteria):
-    def __init__(self, *, prompt_length: int, budgets: list[int], stops: list[tuple[str, ...]],
+    def __init__(self, *, budgets: list[int], stops: list[tuple[str, ...]],
                  matchers: list, eos_ids: set[int], tokenizer, on_text: TextCallback | None,
                  stop_on_repeat: list[bool] | None = None):
         rows = len(budgets)
-        self.prompt_length = prompt_length
         self.budgets = budgets
         self.stops = stops
         self.matchers = matchers
