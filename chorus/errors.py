@@ -47,3 +47,11 @@ class UnknownToolError(ChorusError):
 
 class GraphSpecError(ChorusError):
     """A graph spec (YAML or Python) is malformed or refers to something that does not exist."""
+
+
+class ConstraintSpecError(ChorusError):
+    """A DVR constraint has an unknown type or invalid parameters."""
+
+
+class RepositoryError(ChorusError):
+    """The refinement repository file cannot be opened, read or written."""

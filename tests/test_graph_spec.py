@@ -95,7 +95,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
 def test_node_needs_exactly_one_kind_and_limits_need_a_fallback():
     base = {"name": "x", "agents": {"p": {"role": "planner"}}, "edges": [
         {"from": "START", "to": "a"}, {"from": "a", "to": "END"}]}
-    with pytest.raises(ValueError, match="exactly one of `agent` or `run: tools`"):
+    with pytest.raises(ValueError, match="exactly one of `agent` or `run`"):
         GraphSpec.model_validate({**base, "nodes": {"a": {"agent": "p", "run": "tools"}}})
     with pytest.raises(ValueError, match="`max_visits` needs `on_limit`"):
         GraphSpec.model_validate({**base, "nodes": {"a": {"agent": "p", "max_visits": 2}}})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from chorus.cli import graph_commands
+from chorus.cli import dvr_command, graph_commands, memory_commands
 from chorus.errors import ChorusError
 
 err = Console(stderr=True)
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.set_defaults(handler=_generate)
 
     run = commands.add_parser("run", help="run a graph (YAML file or built-in name) on an input")
-    run.add_argument("graph", help="graph YAML file, or a built-in: tool_use, verified")
+    run.add_argument("graph", help="graph YAML file, or a built-in: tool_use, verified, dvr")
     run.add_argument("--input", help="the task (omit to resume an unfinished --thread)")
     run.add_argument("--thread", help="thread id: resumes it if its last run did not finish")
     run.add_argument("--store", help="folder of checkpoints and traces "
@@ -86,6 +86,25 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(run_id=None)
     for sub in (show, listing):
         sub.set_defaults(handler=lambda a: graph_commands.show_trace(a, Console()))
+
+    dvr = commands.add_parser("dvr", help="answer an instruction with Divide-Verify-Refine: "
+                                          "split it into constraints, check, refine")
+    dvr.add_argument("text", help="the instruction, constraints included")
+    dvr.add_argument("--json", action="store_true",
+                     help='print {"response", "constraints", "passed", "iterations", '
+                          '"repository_hits", ...} instead of the response')
+    dvr.add_argument("--graph", default="dvr", help="DVR graph YAML file or built-in name "
+                                                     "(default: dvr)")
+    dvr.add_argument("--repository", type=Path, help="refinement repository (default: "
+                                                     "CHORUS_HOME/refinements.db)")
+    dvr.add_argument("--no-repository", action="store_true",
+                     help="refine without past examples and store nothing")
+    dvr.add_argument("--store", help="folder of checkpoints and traces "
+                                     "(default: CHORUS_HOME/runs)")
+    _model_options(dvr)
+    dvr.set_defaults(handler=lambda a: dvr_command.run_dvr(a, _load, err))
+
+    memory_commands.register(commands)
     return parser
 
 

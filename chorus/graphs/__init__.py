@@ -8,7 +8,7 @@ from chorus.graphs.spec import GraphSpec, load_spec, parse_spec
 
 
 def builtin_graph(name: str) -> Path:
-    """Path of a built-in graph spec: tool_use or verified."""
+    """Path of a built-in graph spec: tool_use, verified or dvr."""
     return Path(str(resources.files("chorus.graphs").joinpath("builtin", f"{name}.yaml")))
 
 

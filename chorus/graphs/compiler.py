@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from langgraph.graph import END as LG_END
@@ -18,18 +17,11 @@ from langgraph.types import Send
 
 from chorus.agents import Agent, Step, call_step, roles
 from chorus.errors import GraphSpecError
+from chorus.graphs.context import GraphContext, trace_step
+from chorus.graphs.dvr_nodes import dvr_node
 from chorus.graphs.spec import END, START, GraphSpec, NodeSpec, ToolSpec, import_object
 from chorus.graphs.state import RunState
-from chorus.memory import TraceStore
-from chorus.runtime import Model
 from chorus.tools import Tool, ToolRegistry, execute
-
-
-@dataclass
-class GraphContext:
-    model: Model
-    tools: ToolRegistry
-    traces: TraceStore | None = None
 
 
 def build_tools(spec: GraphSpec, extra: list[Tool] = ()) -> ToolRegistry:
@@ -51,6 +43,9 @@ def _tool_from_spec(entry: ToolSpec, base_dir) -> Tool:
     if entry.timeout_s:
         options["timeout_s"] = entry.timeout_s
     return Tool.from_openai(entry.openai, function, **options)
+
+
+DVR_ROLES = {"divider", "writer", "refiner"}
 
 
 def build_agent(spec: GraphSpec, name: str, tools: ToolRegistry) -> Agent:
@@ -132,6 +127,8 @@ def _field(state: RunState, path: str) -> str:
 def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
     if node.run == "tools":
         return _tools_node(name, context)
+    if node.run == "checks" or spec.agents[node.agent].role in DVR_ROLES:
+        return dvr_node(spec, name, node, context)
     agent = build_agent(spec, node.agent, context.tools)
     role = spec.agents[node.agent].role
     describe = roles.describe_tools(context.tools) if len(context.tools) else "(none)"
@@ -141,7 +138,7 @@ def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphCon
         reply = agent.run(context.model, state["task"], steps, tools=describe)
         output = reply.value.model_dump(by_alias=True) \
             if hasattr(reply.value, "model_dump") else reply.value
-        _trace(context, config, name, "agent", output, agent=agent.name,
+        trace_step(context, config, name, "agent", output, agent=agent.name,
                adapter=agent.adapter, generation=reply.generation,
                constraint=type(agent.output).__name__ if agent.output else None)
         update: dict[str, Any] = {"visits": {name: 1}, "outputs": {name: output}}
@@ -175,21 +172,8 @@ def _tools_node(name: str, context: GraphContext):
         else:
             observation = execute(context.tools.get(call["name"]), call.get("arguments", {}))
             content = f"{call['name']}: {observation.content}"
-            _trace(context, config, name, "tool", observation.model_dump())
+            trace_step(context, config, name, "tool", observation.model_dump())
         return {"trajectory": [Step(kind="observation", content=content).model_dump()],
                 "visits": {name: 1}}
 
     return run_call
-
-
-def _trace(context: GraphContext, config, node: str, kind: str, output: Any, *,
-           agent: str | None = None, adapter: str | None = None, generation=None,
-           constraint: str | None = None) -> None:
-    run_id = (config or {}).get("configurable", {}).get("run_id")
-    if context.traces is None or run_id is None:
-        return
-    context.traces.add_step(
-        run_id, node=node, kind=kind, output=output, agent=agent, adapter=adapter,
-        prompt_tokens=generation.prompt_tokens if generation else 0,
-        new_tokens=generation.new_tokens if generation else 0,
-        latency_s=generation.latency_s if generation else 0.0, constraint=constraint)

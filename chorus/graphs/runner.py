@@ -12,10 +12,11 @@ from typing import Any
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from chorus.errors import ChorusError
-from chorus.graphs.compiler import GraphContext, build_tools, compile_graph
+from chorus.graphs.compiler import build_tools, compile_graph
+from chorus.graphs.context import GraphContext
 from chorus.graphs.spec import GraphSpec
 from chorus.graphs.state import fresh_input
-from chorus.memory import TraceStore
+from chorus.memory import RefinementRepository, TraceStore
 from chorus.runtime import Model
 from chorus.runtime.sources import chorus_home
 from chorus.tools import Tool
@@ -38,7 +39,8 @@ def default_store() -> Path:
 
 class GraphRunner:
     def __init__(self, spec: GraphSpec, model: Model, *, tools: list[Tool] = (),
-                 store: str | Path | None = None):
+                 store: str | Path | None = None,
+                 refinements: RefinementRepository | None = None):
         store = Path(store) if store else default_store()
         store.mkdir(parents=True, exist_ok=True)
         self.spec = spec
@@ -46,7 +48,7 @@ class GraphRunner:
         connection = sqlite3.connect(store / "checkpoints.sqlite", check_same_thread=False)
         self.checkpointer = SqliteSaver(connection)
         self.context = GraphContext(model=model, tools=build_tools(spec, list(tools)),
-                                    traces=self.traces)
+                                    traces=self.traces, refinements=refinements)
         self.graph = compile_graph(spec, self.context, checkpointer=self.checkpointer)
 
     def pending(self, thread_id: str) -> bool:

@@ -26,7 +26,7 @@ from chorus.errors import GraphSpecError
 from chorus.graphs.yaml_lines import Location, line_of, load_yaml
 
 START, END = "START", "END"
-Role = Literal["planner", "caller", "summarizer", "verifier"]
+Role = Literal["planner", "caller", "summarizer", "verifier", "divider", "writer", "refiner"]
 
 
 class _Strict(BaseModel):
@@ -38,6 +38,10 @@ class AgentSpec(_Strict):
     adapter: str | None = Field(None, description="LoRA adapter name; none: the plain base")
     max_new_tokens: int | None = Field(None, ge=1)
     max_calls: int | None = Field(None, ge=1, le=8, description="caller: calls per step")
+    strategy: Literal["rules", "model", "hybrid"] | None = Field(
+        None, description="divider: read constraints by rules (default), the model, or both")
+    examples: int | None = Field(None, ge=0, le=8,
+                                 description="refiner: past refinements retrieved as examples")
 
 
 class ToolSpec(_Strict):
@@ -51,14 +55,16 @@ class ToolSpec(_Strict):
 
 class NodeSpec(_Strict):
     agent: str | None = Field(None, description="an agent of `agents`")
-    run: Literal["tools"] | None = Field(None, description="'tools': run the pending calls")
+    run: Literal["tools", "checks"] | None = Field(
+        None, description="'tools': run the pending calls; 'checks': verify the answer "
+                          "against the divided constraints (DVR)")
     max_visits: int | None = Field(None, ge=1, description="limit that bounds a cycle")
     on_limit: str | None = Field(None, description="node to go to instead, once exhausted")
 
     @model_validator(mode="after")
     def _one_kind(self) -> NodeSpec:
         if (self.agent is None) == (self.run is None):
-            raise ValueError("a node has exactly one of `agent` or `run: tools`")
+            raise ValueError("a node has exactly one of `agent` or `run`")
         if self.max_visits is not None and self.on_limit is None:
             raise ValueError("`max_visits` needs `on_limit`: where to go once it is reached")
         return self

@@ -44,9 +44,11 @@ class RunState(TypedDict, total=False):
     verdict: Annotated[dict[str, Any], latest]  # {"pass": bool, "feedback": str}
     outputs: Annotated[dict[str, Any], merge]  # each agent node's latest output, by node
     visits: Annotated[dict[str, int], add_counts]  # per node, for max_visits
+    dvr: Annotated[dict[str, Any], latest]  # the DVR graph's constraints and best attempt
 
 
 def fresh_input(task: str) -> dict[str, Any]:
     """The input that starts a run, on a new thread or after a finished one."""
     return {"task": task, "trajectory": [{"kind": RESET}], "visits": {RESET: 1},
-            "pending_calls": [], "decision": "", "answer": "", "verdict": {}, "outputs": {RESET: 1}}
+            "pending_calls": [], "decision": "", "answer": "", "verdict": {},
+            "outputs": {RESET: 1}, "dvr": {}}

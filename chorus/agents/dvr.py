@@ -1,0 +1,280 @@
+"""Divide–Verify–Refine: answer, check every constraint with code, rewrite with the feedback.
+
+One round refines one failed constraint at a time (a small model fixes one thing far more
+reliably than six), round-robin over the failures, with past successful refinements of that
+constraint type as few-shot turns. The best response seen (most constraints passed) is kept, so
+a round can never make the answer worse. Many instructions run as one batch per round.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chorus.agents.dividing import Division, divide
+from chorus.agents.prompting import load_template, render
+from chorus.errors import RepositoryError
+from chorus.memory import Refinement, RefinementRepository
+from chorus.runtime import GenerationRequest, Model
+from chorus.tools.constraints import CheckResult, check_all, find_conflicts, parse_constraint
+
+log = logging.getLogger(__name__)
+
+MAX_RESPONSE_TOKENS = 256
+ProgressSink = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    response: str
+    results: list[CheckResult]
+
+    @property
+    def passed(self) -> int:
+        return sum(result.passed for result in self.results)
+
+
+@dataclass
+class DvrOutcome:
+    """What a DVR run produced, and how: `to_json()` is the `chorus dvr --json` record."""
+
+    instruction: str
+    constraints: list[Any]
+    conflicts: list[str]
+    best: Attempt
+    iterations: int = 0  # refinement rounds run
+    repository_hits: int = 0  # few-shot examples retrieved
+    stored: int = 0  # successful refinements added to the repository
+    history: list[Attempt] = field(default_factory=list)
+    unrefinable: set[int] = field(default_factory=set)  # constraints in a conflict
+
+    @property
+    def response(self) -> str:
+        return self.best.response
+
+    @property
+    def all_passed(self) -> bool:
+        return all(result.passed for result in self.best.results)
+
+    def failing(self) -> list[int]:
+        """Failed constraints that refinement may still fix (conflicting ones never can)."""
+        return [i for i, result in enumerate(self.best.results)
+                if not result.passed and i not in self.unrefinable]
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-able snapshot for a graph's checkpointed state (history left out)."""
+        return {"instruction": self.instruction,
+                "constraints": [c.model_dump() for c in self.constraints],
+                "conflicts": self.conflicts, "response": self.best.response,
+                "results": [result.model_dump() for result in self.best.results],
+                "iterations": self.iterations, "repository_hits": self.repository_hits,
+                "stored": self.stored, "unrefinable": sorted(self.unrefinable)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> DvrOutcome:
+        best = Attempt(state["response"],
+                       [CheckResult.model_validate(r) for r in state["results"]])
+        return cls(instruction=state["instruction"],
+                   constraints=[parse_constraint(c) for c in state["constraints"]],
+                   conflicts=state["conflicts"], best=best, iterations=state["iterations"],
+                   repository_hits=state["repository_hits"], stored=state["stored"],
+                   history=[best], unrefinable=set(state["unrefinable"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"response": self.response,
+                "constraints": [c.model_dump() for c in self.constraints],
+                "passed": [result.passed for result in self.best.results],
+                "feedback": [result.feedback for result in self.best.results],
+                "conflicts": self.conflicts, "iterations": self.iterations,
+                "repository_hits": self.repository_hits}
+
+
+def conflicting_indices(constraints: Sequence[Any]) -> tuple[list[str], set[int]]:
+    """Reasons, and the constraints involved: refining either side of a conflict loops."""
+    reasons: list[str] = []
+    involved: set[int] = set()
+    for i in range(len(constraints)):
+        for j in range(i + 1, len(constraints)):
+            found = find_conflicts([constraints[i], constraints[j]])
+            if found:
+                reasons.extend(found)
+                involved.update((i, j))
+    return reasons, involved
+
+
+def answer_request(instruction: str, max_new_tokens: int = MAX_RESPONSE_TOKENS
+                   ) -> GenerationRequest:
+    """The plain answer: the instruction as the user's message, nothing added."""
+    return GenerationRequest(messages=instruction, max_new_tokens=max_new_tokens,
+                             stop_on_repeated_line=True)
+
+
+def refine_request(instruction: str, response: str, constraint: Any, result: CheckResult,
+                   examples: Sequence[Refinement] = (), *, adapter: str | None = None,
+                   temperature: float = 0.0, seed: int | None = None,
+                   max_new_tokens: int = MAX_RESPONSE_TOKENS) -> GenerationRequest:
+    """Past refinements of the same constraint type go first, as solved turns of the chat."""
+    messages = [{"role": "system", "content": render(load_template("refiner"))}]
+    for example in examples:
+        messages.append({"role": "user", "content": _refine_turn(
+            example.instruction, example.before, example.feedback, _requirement(example))})
+        messages.append({"role": "assistant", "content": example.after})
+    messages.append({"role": "user", "content": _refine_turn(
+        instruction, response, result.feedback, constraint.describe())})
+    return GenerationRequest(messages=messages, adapter=adapter, temperature=temperature,
+                             seed=seed, max_new_tokens=max_new_tokens,
+                             stop_on_repeated_line=True)
+
+
+def _requirement(example: Refinement) -> str:
+    return parse_constraint({"type": example.constraint_type, **example.params}).describe()
+
+
+def _refine_turn(instruction: str, response: str, feedback: str, requirement: str) -> str:
+    return render(load_template("refine_request"), instruction=instruction,
+                  response=response.strip(), feedback=feedback, requirement=requirement)
+
+
+class DivideVerifyRefine:
+    """`run(instruction)` or `run_batch(instructions)` -> DvrOutcome(s).
+
+    `repository` is optional: without one, refinement runs zero-shot and nothing is stored.
+    A repository that cannot be read or written is dropped with a warning; the run goes on.
+    """
+
+    def __init__(self, model: Model, repository: RefinementRepository | None = None, *,
+                 max_refinements: int = 4, examples: int = 2, divider: str = "rules",
+                 adapter: str | None = None, temperature: float = 0.7, seed: int = 0,
+                 candidates: int = 2, batch_size: int = 8, learn: bool = True,
+                 max_new_tokens: int = MAX_RESPONSE_TOKENS):
+        self.model = model
+        self.repository = repository
+        self.max_refinements = max_refinements
+        self.examples = examples
+        self.divider = divider
+        self.adapter = adapter
+        # Greedy decoding would answer a repeated prompt identically; sampling with a fixed
+        # seed per round keeps runs reproducible and lets a retry differ.
+        self.temperature = temperature
+        self.seed = seed
+        self.candidates = candidates  # samples per refinement; the checkers pick the best
+        self.batch_size = batch_size
+        self.learn = learn
+        self.max_new_tokens = max_new_tokens  # per answer and per refined answer
+
+    def run(self, instruction: str) -> DvrOutcome:
+        return self.run_batch([instruction])[0]
+
+    def run_batch(self, instructions: Sequence[str], on_progress: ProgressSink | None = None,
+                  *, responses: Sequence[str] | None = None,
+                  divisions: Sequence[Division] | None = None) -> list[DvrOutcome]:
+        """`responses` and `divisions`, when given, replace the first answers and the divide
+        step (a benchmark compares configurations from the same starting point)."""
+        if divisions is None:
+            divisions = [divide(text, self.model, strategy=self.divider)
+                         for text in instructions]
+        if responses is None:
+            responses = self.generate_texts(
+                [answer_request(text, self.max_new_tokens) for text in instructions],
+                "answer", on_progress)
+        outcomes = [self.start(division, response)
+                    for division, response in zip(divisions, responses, strict=True)]
+        for round_index in range(self.max_refinements):
+            active = [o for o in outcomes if o.failing()]
+            if not active:
+                break
+            requests = [request for outcome in active for request in self.refinements(outcome)]
+            texts = self.generate_texts(requests, f"refine {round_index + 1}", on_progress)
+            for number, outcome in enumerate(active):
+                tried = texts[number * self.candidates:(number + 1) * self.candidates]
+                self.observe(outcome, self.pick(outcome, tried))
+        return outcomes
+
+    def start(self, division: Division, response: str) -> DvrOutcome:
+        conflicts, involved = conflicting_indices(division.constraints)
+        first = Attempt(response, check_all(response, division.constraints))
+        return DvrOutcome(instruction=division.instruction, constraints=division.constraints,
+                          conflicts=conflicts, best=first, history=[first],
+                          unrefinable=involved)
+
+    def target(self, outcome: DvrOutcome) -> int:
+        failing = outcome.failing()
+        return failing[outcome.iterations % len(failing)]
+
+    def refinements(self, outcome: DvrOutcome) -> list[GenerationRequest]:
+        """`candidates` samples of the request that refines the next failed constraint.
+
+        All rows of a round share one seed, so they batch together; identical rows of one
+        batch still draw different samples."""
+        index = self.target(outcome)
+        constraint, result = outcome.constraints[index], outcome.best.results[index]
+        examples = self._retrieve(outcome.instruction, result)
+        outcome.repository_hits += len(examples)
+        request = refine_request(outcome.instruction, outcome.response, constraint, result,
+                                 examples, adapter=self.adapter, temperature=self.temperature,
+                                 seed=self.seed + outcome.iterations,
+                                 max_new_tokens=self.max_new_tokens)
+        return [request] * self.candidates
+
+    def pick(self, outcome: DvrOutcome, texts: Sequence[str]) -> str:
+        """The candidate passing most constraints; among equals, one that fixes the target."""
+        index = self.target(outcome)
+
+        def score(text: str) -> tuple[int, bool]:
+            results = check_all(text, outcome.constraints)
+            return sum(r.passed for r in results), results[index].passed if results else False
+
+        return max(texts, key=score)
+
+    def observe(self, outcome: DvrOutcome, text: str) -> None:
+        """Check a refined response; keep it if it passes more constraints than the best."""
+        index = self.target(outcome)
+        before = outcome.best
+        after = Attempt(text, check_all(text, outcome.constraints))
+        outcome.history.append(after)
+        outcome.iterations += 1
+        if after.passed > before.passed:
+            outcome.best = after
+        fixed = not before.results[index].passed and after.results[index].passed
+        if fixed and after.passed >= before.passed:
+            self._store(outcome, index, before, after)
+
+    def _retrieve(self, instruction: str, result: CheckResult) -> list[Refinement]:
+        if self.repository is None or not self.examples:
+            return []
+        try:
+            return self.repository.search(f"{instruction} {result.feedback}",
+                                          constraint_type=result.type, k=self.examples)
+        except RepositoryError as error:
+            self._drop_repository(error)
+            return []
+
+    def _store(self, outcome: DvrOutcome, index: int, before: Attempt, after: Attempt) -> None:
+        if self.repository is None or not self.learn:
+            return
+        constraint = outcome.constraints[index]
+        try:
+            self.repository.add(
+                constraint_type=constraint.type, params=constraint.model_dump(exclude={"type"}),
+                feedback=before.results[index].feedback, before=before.response,
+                after=after.response, instruction=outcome.instruction,
+                model=self.model.name, adapter=self.adapter)
+            outcome.stored += 1
+        except RepositoryError as error:
+            self._drop_repository(error)
+
+    def _drop_repository(self, error: RepositoryError) -> None:
+        log.warning("refinement repository disabled for this run: %s", error)
+        self.repository = None
+
+    def generate_texts(self, requests: list[GenerationRequest], phase: str,
+                  on_progress: ProgressSink | None) -> list[str]:
+        texts: list[str] = []
+        for start in range(0, len(requests), self.batch_size):
+            chunk = requests[start:start + self.batch_size]
+            texts.extend(result.text.strip() for result in self.model.generate_batch(chunk))
+            if on_progress:
+                on_progress(phase, len(texts), len(requests))
+        return texts

@@ -1,0 +1,56 @@
+"""`chorus dvr TEXT`: answer an instruction with Divide–Verify–Refine on the `dvr` graph."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+
+from chorus.errors import RepositoryError
+
+
+def run_dvr(args, load_model, console: Console) -> int:
+    from chorus.agents.dvr import DvrOutcome
+    from chorus.graphs import GraphRunner, resolve_graph
+    from chorus.memory import RefinementRepository
+    from chorus.memory.refinements import default_repository_path
+
+    spec = resolve_graph(args.graph)
+    repository = None
+    if not args.no_repository:
+        path = args.repository or default_repository_path()
+        try:
+            repository = RefinementRepository(path)
+        except RepositoryError as error:  # refine without examples rather than not at all
+            console.print(f"[yellow]warning:[/] {error}; refining without examples",
+                          highlight=False)
+    model = load_model(args)
+    runner = GraphRunner(spec, model, store=args.store, refinements=repository)
+
+    def show(node: str, update: dict) -> None:
+        progress = update.get("dvr") or {}
+        if "verdict" in update:  # the checks node
+            outcome = DvrOutcome.from_state(progress)
+            console.print(f"[bold cyan]{node}[/] {outcome.best.passed}/"
+                          f"{len(outcome.constraints)} constraints pass", highlight=False)
+            for result in outcome.best.results:
+                if not result.passed:
+                    console.print(f"  [red]✗ {result.type}[/] {result.feedback}",
+                                  highlight=False)
+        elif "answer" not in update and "constraints" in progress:  # the divider
+            types = ", ".join(c["type"] for c in progress["constraints"]) or "none"
+            console.print(f"[bold cyan]{node}[/] constraints: {types}", highlight=False)
+        elif "answer" in update:
+            console.print(f"[bold cyan]{node}[/] [dim]{len(update['answer'].split())} words[/]",
+                          highlight=False)
+
+    result = runner.run(args.text, on_update=show)
+    outcome = DvrOutcome.from_state(result.state["dvr"])
+    if args.json:
+        sys.stdout.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+    else:
+        for conflict in outcome.conflicts:
+            console.print(f"[yellow]conflict:[/] {conflict}", highlight=False)
+        print(outcome.response)
+    return 0

@@ -1,0 +1,115 @@
+"""The nodes of Divide–Verify–Refine graphs: divider, writer, `run: checks` and refiner.
+
+They run the same steps as `chorus.agents.dvr.DivideVerifyRefine`, one per graph node, with
+the run's progress (constraints, best attempt, counters) kept in the checkpointed `dvr` field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chorus.agents import Step
+from chorus.agents.dividing import Division, divide
+from chorus.agents.dvr import DivideVerifyRefine, DvrOutcome, answer_request
+from chorus.graphs.context import GraphContext, trace_step
+from chorus.graphs.spec import AgentSpec, GraphSpec, NodeSpec
+from chorus.graphs.state import RunState
+from chorus.tools.constraints import parse_constraint
+
+
+def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
+    if node.run == "checks":
+        # The checks node stores the refiner's successes, so it records the refiner's adapter.
+        refiner = next((a for a in spec.agents.values() if a.role == "refiner"), None)
+        return _checks(name, context, refiner)
+    agent = spec.agents[node.agent]
+    return {"divider": _divider, "writer": _writer, "refiner": _refiner}[agent.role](
+        name, agent, context)
+
+
+def _loop(context: GraphContext, agent: AgentSpec | None = None) -> DivideVerifyRefine:
+    options: dict[str, Any] = {"adapter": agent.adapter if agent else None}
+    if agent is not None and agent.examples is not None:
+        options["examples"] = agent.examples
+    if agent is not None and agent.max_new_tokens:
+        options["max_new_tokens"] = agent.max_new_tokens
+    return DivideVerifyRefine(context.model, context.refinements, **options)
+
+
+def _divider(name: str, agent: AgentSpec, context: GraphContext):
+    def run(state: RunState, config) -> dict[str, Any]:
+        division = divide(state["task"], context.model, strategy=agent.strategy or "rules",
+                          adapter=agent.adapter)
+        constraints = [c.model_dump() for c in division.constraints]
+        trace_step(context, config, name, "agent", constraints, agent=name,
+                   adapter=agent.adapter)
+        listed = "; ".join(c.describe() for c in division.constraints) or "none found"
+        return {"visits": {name: 1}, "outputs": {name: constraints},
+                "dvr": {"constraints": constraints},
+                "trajectory": [Step(kind="thought", content=f"Constraints: {listed}")
+                               .model_dump()]}
+
+    return run
+
+
+def _writer(name: str, agent: AgentSpec, context: GraphContext):
+    def run(state: RunState, config) -> dict[str, Any]:
+        request = answer_request(state["task"])
+        if agent.adapter or agent.max_new_tokens:
+            request = request.model_copy(update={
+                "adapter": agent.adapter,
+                "max_new_tokens": agent.max_new_tokens or request.max_new_tokens})
+        generation = context.model.complete(request)
+        return _answered(name, agent, context, config, generation)
+
+    return run
+
+
+def _refiner(name: str, agent: AgentSpec, context: GraphContext):
+    loop = _loop(context, agent)
+
+    def run(state: RunState, config) -> dict[str, Any]:
+        outcome = DvrOutcome.from_state(state["dvr"])
+        generations = context.model.generate_batch(loop.refinements(outcome))
+        chosen = loop.pick(outcome, [g.text.strip() for g in generations])
+        generation = next(g for g in generations if g.text.strip() == chosen)
+        update = _answered(name, agent, context, config, generation)
+        update["dvr"] = outcome.to_state()  # carries the retrieval count
+        return update
+
+    return run
+
+
+def _answered(name: str, agent: AgentSpec, context: GraphContext, config,
+              generation) -> dict[str, Any]:
+    text = generation.text.strip()
+    trace_step(context, config, name, "agent", text, agent=name, adapter=agent.adapter,
+               generation=generation)
+    return {"visits": {name: 1}, "outputs": {name: text}, "answer": text,
+            "trajectory": [Step(kind="answer", content=text).model_dump()]}
+
+
+def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
+    loop = _loop(context, refiner)
+
+    def run(state: RunState, config) -> dict[str, Any]:
+        progress = state.get("dvr") or {}
+        if "response" in progress:
+            outcome = DvrOutcome.from_state(progress)
+            loop.observe(outcome, state.get("answer", ""))
+        else:  # the first answer
+            constraints = [parse_constraint(c) for c in progress.get("constraints", [])]
+            outcome = loop.start(Division(state["task"], constraints), state.get("answer", ""))
+        failing = outcome.failing()
+        feedback = " ".join(outcome.best.results[i].feedback for i in failing)
+        if outcome.conflicts:
+            feedback = " ".join([feedback, "Conflicting constraints:",
+                                 *outcome.conflicts]).strip()
+        verdict = {"pass": not failing, "feedback": feedback}
+        trace_step(context, config, name, "checks", {**verdict, "passed": [
+            r.passed for r in outcome.best.results]})
+        steps = [Step(kind="feedback", content=feedback).model_dump()] if feedback else []
+        return {"visits": {name: 1}, "verdict": verdict, "answer": outcome.response,
+                "dvr": outcome.to_state(), "trajectory": steps}
+
+    return run

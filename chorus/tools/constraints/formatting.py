@@ -1,0 +1,355 @@
+"""Format constraints: markdown structure (bullets, numbered sections, highlights), markers
+(placeholders, title, postscript, separators), how the response starts and ends, and whole-
+response shapes (quotation, JSON, no commas, one of given options)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
+
+from chorus.tools.constraints.base import (
+    BaseConstraint,
+    count_problem,
+    excerpt,
+    listing,
+    normalize,
+    phrase_pattern,
+    quantity,
+    quoted,
+)
+
+
+def _one_line(text: str) -> str:
+    if len(text.splitlines()) > 1:
+        raise ValueError("must fit on one line, without line breaks")
+    return text
+
+
+Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Markers and separators are matched line by line, so one may not contain a line break.
+Marker = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1),
+                   AfterValidator(_one_line)]
+
+_BULLET = re.compile(r"^[ \t]*[*-][ \t]+(?=\S)", re.MULTILINE)
+_RULE = re.compile(r"^[ \t]*(?:[*-][ \t]*){3,}$", re.MULTILINE)  # "***", "- - -": no bullet
+_HIGHLIGHT = re.compile(r"\*\*(?=\S)[^\n]*?(?<=\S)\*\*|\*(?=[^\s*])[^*\n]*?(?<=[^\s*])\*")
+_PLACEHOLDER = re.compile(r"\[[^\[\]\n]*[^\s\[\]][^\[\]\n]*\](?!\()")  # not a [link](url)
+_TITLE = re.compile(r"<<[^<>\n]*[^\s<>][^<>\n]*>>")
+_FENCE = re.compile(r"^```(?:json)?[ \t]*\n(?P<body>.*?)\n?```$", re.DOTALL | re.IGNORECASE)
+COMMAS = ",，、﹐،"  # ASCII, fullwidth, ideographic, small, Arabic
+
+
+def _joined(left: str, right: str) -> bool:
+    """Whether two adjacent characters belong to one word."""
+    return bool(re.match(r"\w\w", left + right))
+
+
+def _bullet_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines()
+            if _BULLET.match(line) and not _RULE.match(line)]
+
+
+class BulletCount(BaseConstraint):
+    type: Literal["bullet_count"] = "bullet_count"
+    value: int = Field(ge=0)
+
+    def problem(self, text: str) -> str:
+        return count_problem(len(_bullet_lines(text)), "exactly", self.value, "bullet point",
+                             cut="remove", note="a bullet point is a line starting with '* '")
+
+    def describe(self) -> str:
+        if self.value == 0:
+            return "Do not use any markdown bullet points."
+        return (f"Use exactly {quantity(self.value, 'markdown bullet point')}, each on its own "
+                "line starting with '* '.")
+
+
+class NumberedSections(BaseConstraint):
+    type: Literal["numbered_sections"] = "numbered_sections"
+    marker: Marker = "SECTION"
+    value: int = Field(ge=0)
+
+    def numbers(self, text: str) -> list[int]:
+        """The numbers of the section lines, in order ("## SECTION 2" and "**SECTION 2**"
+        count too; the marker is matched case-insensitively)."""
+        line = re.compile(rf"^[ \t]*(?:#{{1,6}}[ \t]*)?\**[ \t]*{re.escape(self.marker)}"
+                          r"[ \t]+(\d+)\b", re.MULTILINE | re.IGNORECASE)
+        return [int(number) for number in line.findall(text)]
+
+    def problem(self, text: str) -> str:
+        found = self.numbers(text)
+        expected = list(range(1, self.value + 1))
+        if found == expected:
+            return ""
+        if len(found) == self.value:
+            shown = ", ".join(str(number) for number in found)
+            return (f"The sections are numbered {shown}; number them {self.marker} 1 to "
+                    f"{self.marker} {self.value}, in order.")
+        head = f"{quantity(len(found), 'section')} marked {quoted(self.marker + ' N')}"
+        missing = [f"{self.marker} {number}" for number in expected if number not in found]
+        notes = [f"missing {listing(missing)}"] if found and missing else []
+        notes.append(f"each section starts with a line such as {quoted(self.marker + ' 1')}")
+        return count_problem(len(found), "exactly", self.value, "section", head=head,
+                             cut="remove", note="; ".join(notes))
+
+    def describe(self) -> str:
+        if self.value == 0:
+            return f"Do not divide the response into sections marked {quoted(self.marker)}."
+        if self.value == 1:
+            return f"Write exactly 1 section, starting with the line {quoted(self.marker + ' 1')}."
+        return (f"Divide the response into exactly {self.value} sections, each starting with a "
+                f"line {quoted(self.marker + ' 1')}, {quoted(self.marker + ' 2')} and so on, "
+                "in order.")
+
+
+class HighlightedSections(BaseConstraint):
+    type: Literal["highlighted_sections"] = "highlighted_sections"
+    value: int = Field(ge=0)
+
+    def problem(self, text: str) -> str:
+        without_bullets = _BULLET.sub("", _RULE.sub("", text))
+        found = len(_HIGHLIGHT.findall(without_bullets))
+        return count_problem(found, "at_least", self.value, "highlighted section",
+                             note="mark each with asterisks, e.g. *highlighted section*")
+
+    def describe(self) -> str:
+        return (f"Highlight at least {quantity(self.value, 'section')} with markdown, "
+                "e.g. *highlighted section*.")
+
+
+class Placeholders(BaseConstraint):
+    type: Literal["placeholders"] = "placeholders"
+    value: int = Field(ge=0)
+
+    def problem(self, text: str) -> str:
+        found = len(_PLACEHOLDER.findall(text))
+        return count_problem(found, "at_least", self.value, "placeholder",
+                             note="in square brackets, such as [address]")
+
+    def describe(self) -> str:
+        return (f"Include at least {quantity(self.value, 'placeholder')} in square brackets, "
+                "such as [address].")
+
+
+class Title(BaseConstraint):
+    type: Literal["title"] = "title"
+
+    def problem(self, text: str) -> str:
+        if _TITLE.search(text):
+            return ""
+        return ("No title found - add a title wrapped in double angular brackets, such as "
+                "<<My Title>>.")
+
+    def describe(self) -> str:
+        return "Include a title wrapped in double angular brackets, such as <<poem of joy>>."
+
+
+class StartsWith(BaseConstraint):
+    type: Literal["starts_with"] = "starts_with"
+    phrase: Phrase
+
+    def problem(self, text: str) -> str:
+        stripped = text.strip()
+        folded, phrase = stripped.casefold(), self.phrase.casefold()
+        # "Dear John" is not the start of "Dear Johnny": a word may not run on past the phrase.
+        if folded.startswith(phrase) and not _joined(phrase[-1:], folded[len(phrase):][:1]):
+            return ""
+        if not stripped:
+            return f"The response is empty - start it with {quoted(self.phrase)}."
+        start = excerpt(stripped, len(self.phrase) + 10)
+        return (f"The response starts with {quoted(start)} - it must start with exactly "
+                f"{quoted(self.phrase)}.")
+
+    def describe(self) -> str:
+        return f"Start your response with the exact phrase {quoted(self.phrase)}."
+
+
+class EndsWith(BaseConstraint):
+    type: Literal["ends_with"] = "ends_with"
+    phrase: Phrase
+
+    def problem(self, text: str) -> str:
+        stripped = text.strip()
+        folded, phrase = stripped.casefold(), self.phrase.casefold()
+        start = len(folded) - len(phrase)
+        if folded.endswith(phrase) and not _joined(folded[start - 1:start] if start else "",
+                                                   phrase[:1]):
+            return ""
+        if not stripped:
+            return f"The response is empty - end it with {quoted(self.phrase)}."
+        flat = " ".join(stripped.split())
+        end = flat[-(len(self.phrase) + 10):]
+        return (f"The response ends with {quoted(('…' if end != flat else '') + end)} - it must "
+                f"end with exactly {quoted(self.phrase)}, with nothing after it.")
+
+    def describe(self) -> str:
+        return (f"End your response with the exact phrase {quoted(self.phrase)}, with no other "
+                "words after it.")
+
+
+class Quotation(BaseConstraint):
+    type: Literal["quotation"] = "quotation"
+
+    def problem(self, text: str) -> str:
+        stripped = text.strip()
+        missing = [side for side, ok in (("start", stripped.startswith('"')),
+                                         ("end", stripped.endswith('"') and len(stripped) > 1))
+                   if not ok]
+        if not missing:
+            return ""
+        where = " and ".join(missing)
+        return (f"The response does not {where} with a double quote - wrap the whole response "
+                'in double quotes, like "...".')
+
+    def describe(self) -> str:
+        return 'Wrap your entire response in double quotation marks, like "...".'
+
+
+class NoCommas(BaseConstraint):
+    type: Literal["no_commas"] = "no_commas"
+
+    def problem(self, text: str) -> str:
+        count = sum(text.count(comma) for comma in COMMAS)
+        if not count:
+            return ""
+        return (f"{quantity(count, 'comma')} found - remove every comma; rephrase or use other "
+                "punctuation instead.")
+
+    def describe(self) -> str:
+        return "Do not use any commas in your response."
+
+
+class JsonFormat(BaseConstraint):
+    type: Literal["json_format"] = "json_format"
+
+    def problem(self, text: str) -> str:
+        stripped = text.strip()
+        fenced = _FENCE.match(stripped)
+        body = fenced["body"] if fenced else stripped
+        try:
+            json.loads(body)
+        except json.JSONDecodeError as error:
+            return (f"The response is not valid JSON ({error.msg} at line {error.lineno}, "
+                    f"column {error.colno}) - output only the JSON, optionally inside a "
+                    "```json fence, with no text before or after it.")
+        return ""
+
+    def describe(self) -> str:
+        return ("Format your entire output as JSON, with no text before or after it "
+                "(a ```json fence is allowed).")
+
+
+class Postscript(BaseConstraint):
+    type: Literal["postscript"] = "postscript"
+    marker: Marker = "P.S."
+
+    def problem(self, text: str) -> str:
+        # The marker may be bold or italic ("**P.S.** ..."); the note must be on its line.
+        line = re.compile(rf"^[ \t]*[*_]{{0,2}}{re.escape(self.marker)}[*_]{{0,2}}(?P<note>.*)$",
+                          re.MULTILINE | re.IGNORECASE)
+        found = [match["note"] for match in line.finditer(text)]
+        if any(re.search(r"\w", note) for note in found):
+            return ""
+        if found:
+            return (f"The {quoted(self.marker)} line has no text after the marker - write the "
+                    f"postscript on the same line, after {quoted(self.marker)}.")
+        return (f"No postscript found - end with a line starting with {quoted(self.marker)} "
+                "followed by a short note.")
+
+    def describe(self) -> str:
+        return (f"At the end of your response, add a postscript: a line starting with "
+                f"{quoted(self.marker)} followed by a short note.")
+
+
+class TwoResponses(BaseConstraint):
+    type: Literal["two_responses"] = "two_responses"
+    separator: Marker = "******"
+
+    def problem(self, text: str) -> str:
+        lines = text.splitlines()
+        cuts = [i for i, line in enumerate(lines) if line.strip() == self.separator]
+        fix = (f"write two different responses separated by a line containing only "
+               f"{quoted(self.separator)}")
+        if len(cuts) != 1:
+            return (f"{quantity(len(cuts), 'separator line')} {quoted(self.separator)} found; "
+                    f"exactly 1 is required - {fix}.")
+        first = "\n".join(lines[:cuts[0]]).strip()
+        second = "\n".join(lines[cuts[0] + 1:]).strip()
+        empty = [name for name, part in (("first", first), ("second", second)) if not part]
+        if empty:
+            return f"The {' and '.join(empty)} response is empty - {fix}."
+        if normalize(first) == normalize(second):
+            return "The two responses are identical - make them different from each other."
+        return ""
+
+    def describe(self) -> str:
+        return (f"Give two different responses, with a line containing only {self.separator} "
+                "between them.")
+
+
+class RepeatRequest(BaseConstraint):
+    type: Literal["repeat_request"] = "repeat_request"
+    request: Phrase
+
+    def problem(self, text: str) -> str:
+        request, response = normalize(self.request), normalize(text)
+        if response.startswith(request) and not re.match(r"\w", response[len(request):]):
+            return ""
+        asked, said = self.request.split(), text.split()
+        # The first word that differs; the default only guards a case the prefix test excludes.
+        index = next((i for i, word in enumerate(asked)
+                      if i >= len(said) or said[i].casefold() != word.casefold()),
+                     len(asked) - 1)
+        if index >= len(said):
+            where = f"the response stops after word {index}"
+        else:
+            where = f"word {index + 1} is {quoted(said[index])} instead of {quoted(asked[index])}"
+        return (f"The response must begin by repeating the request word for word, but {where} "
+                f"- start with {quoted(self.request)}, then answer.")
+
+    def describe(self) -> str:
+        return (f"First repeat the request {quoted(self.request)} word for word without change, "
+                "then give your answer.")
+
+
+class ConstrainedResponse(BaseConstraint):
+    type: Literal["constrained_response"] = "constrained_response"
+    options: list[Phrase] = Field(min_length=2, max_length=4)
+
+    @field_validator("options")
+    @classmethod
+    def _distinct(cls, options: list[str]) -> list[str]:
+        if len({normalize(option) for option in options}) != len(options):
+            raise ValueError("options must be different from each other")
+        return options
+
+    def present(self, text: str) -> list[str]:
+        """Options found in `text`; an option found only inside a longer one ("yes" inside
+        "yes, definitely") does not count as found."""
+        spans = {option: [m.span() for m in phrase_pattern(option).finditer(text)]
+                 for option in self.options}
+
+        def inside_longer(option: str, span: tuple[int, int]) -> bool:
+            return any(len(other) > len(option) and start <= span[0] and span[1] <= end
+                       for other in self.options for start, end in spans[other])
+
+        return [option for option in self.options
+                if any(not inside_longer(option, span) for span in spans[option])]
+
+    def problem(self, text: str) -> str:
+        found = self.present(text)
+        if len(found) == 1:
+            return ""
+        choices = listing(self.options, "or")
+        if not found:
+            return f"None of the options appears - answer with exactly one of {choices}."
+        return (f"{len(found)} options appear ({listing(found)}) - keep exactly one of "
+                f"{choices} and remove the others.")
+
+    def describe(self) -> str:
+        return (f"Answer with exactly one of the options {listing(self.options, 'or')}, "
+                "word for word.")
+

@@ -1,0 +1,98 @@
+"""Keyword constraints: words that must appear, must not appear, or appear a number of times,
+and how often a letter is used. Keywords match case-insensitively as whole words (a keyword
+may be a phrase); letters are counted case-insensitively wherever they occur."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from chorus.tools.constraints.base import (
+    BaseConstraint,
+    Relation,
+    count_problem,
+    listing,
+    phrase_pattern,
+    quoted,
+    relation_text,
+    times,
+)
+
+Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+def occurrences(keyword: str, text: str) -> int:
+    return len(phrase_pattern(keyword).findall(text))
+
+
+class IncludeKeywords(BaseConstraint):
+    type: Literal["include_keywords"] = "include_keywords"
+    keywords: list[Keyword] = Field(min_length=1, max_length=5)
+
+    def problem(self, text: str) -> str:
+        missing = [keyword for keyword in self.keywords if not occurrences(keyword, text)]
+        if not missing:
+            return ""
+        if len(missing) == 1:
+            return f"Missing keyword {quoted(missing[0])} - use it at least once."
+        return f"Missing keywords {listing(missing)} - use each at least once."
+
+    def describe(self) -> str:
+        noun = "keyword" if len(self.keywords) == 1 else "keywords"
+        return f"Include the {noun} {listing(self.keywords)} in the response."
+
+
+class ForbiddenWords(BaseConstraint):
+    type: Literal["forbidden_words"] = "forbidden_words"
+    words: list[Keyword] = Field(min_length=1, max_length=5)
+
+    def problem(self, text: str) -> str:
+        found = [(word, occurrences(word, text)) for word in self.words]
+        return " ".join(f"The word {quoted(word)} appears {times(count)} but is forbidden - "
+                        "remove it." for word, count in found if count)
+
+    def describe(self) -> str:
+        noun = "word" if len(self.words) == 1 else "words"
+        return f"Do not use the {noun} {listing(self.words, 'or')} anywhere in the response."
+
+
+class KeywordFrequency(BaseConstraint):
+    type: Literal["keyword_frequency"] = "keyword_frequency"
+    keyword: Keyword
+    relation: Relation
+    value: int = Field(ge=0)
+
+    def problem(self, text: str) -> str:
+        count = occurrences(self.keyword, text)
+        return count_problem(count, self.relation, self.value, "occurrence",
+                             head=f"The word {quoted(self.keyword)} appears {times(count)}",
+                             cut="remove")
+
+    def describe(self) -> str:
+        return (f"Use the word {quoted(self.keyword)} "
+                f"{relation_text(self.relation, self.value, 'time')}.")
+
+
+class LetterFrequency(BaseConstraint):
+    type: Literal["letter_frequency"] = "letter_frequency"
+    letter: str = Field(min_length=1, max_length=1)
+    relation: Relation
+    value: int = Field(ge=0)
+
+    @field_validator("letter")
+    @classmethod
+    def _is_letter(cls, letter: str) -> str:
+        if not letter.isalpha():
+            raise ValueError("must be a letter (not a digit, space or sign)")
+        return letter
+
+    def problem(self, text: str) -> str:
+        count = text.lower().count(self.letter.lower())
+        return count_problem(count, self.relation, self.value, "occurrence",
+                             head=f"The letter {quoted(self.letter)} appears {times(count)}",
+                             cut="remove")
+
+    def describe(self) -> str:
+        return (f"Use the letter {quoted(self.letter)} "
+                f"{relation_text(self.relation, self.value, 'time')} (upper or lower case).")

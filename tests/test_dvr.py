@@ -1,0 +1,165 @@
+"""Divide–Verify–Refine: the loop's bookkeeping, its repository, its graph and its CLI.
+
+The tiny random model writes nonsense, so these tests check what DVR guarantees whatever the
+model writes: the best answer is kept, loops are bounded, conflicts are not refined, a
+repository that fails is dropped without failing the run, and successes are stored.
+"""
+
+import json
+import sqlite3
+
+import pytest
+from test_graphs_tiny import _chorus
+
+from chorus.agents.dividing import Division, divide
+from chorus.agents.dvr import DivideVerifyRefine, DvrOutcome
+from chorus.errors import RepositoryError
+from chorus.graphs import GraphRunner, builtin_graph, load_spec
+from chorus.memory import RefinementRepository
+from chorus.tools.constraints import parse_constraint
+
+SHORT = 16  # the tiny model's answers are noise: short noise keeps the tests fast
+
+
+def _short_dvr_graph(folder):
+    """The built-in dvr graph with small budgets for the writer and the refiner."""
+    text = builtin_graph("dvr").read_text()
+    text = text.replace("{role: writer}", f"{{role: writer, max_new_tokens: {SHORT}}}")
+    text = text.replace("{role: refiner,", f"{{role: refiner, max_new_tokens: {SHORT},")
+    path = folder / "dvr.yaml"
+    path.write_text(text)
+    return path
+
+
+LOWER_PS = [parse_constraint({"type": "lowercase"}),
+            parse_constraint({"type": "postscript", "marker": "P.S."})]
+
+
+def _outcome(loop: DivideVerifyRefine, response: str, constraints=LOWER_PS) -> DvrOutcome:
+    return loop.start(Division("Write a note in lowercase, with a P.S.", constraints), response)
+
+
+def test_a_worse_refinement_never_replaces_the_best_answer(tiny):
+    loop = DivideVerifyRefine(tiny)
+    outcome = _outcome(loop, "a note in lowercase.")  # lowercase passes, P.S. fails
+    loop.observe(outcome, "A Note In Capitals.")  # fails both
+    assert outcome.response == "a note in lowercase." and outcome.iterations == 1
+    loop.observe(outcome, "a note in lowercase.\np.s. see you")  # marker is case-insensitive
+    assert outcome.all_passed and outcome.response.endswith("see you")
+    assert [a.passed for a in outcome.history] == [1, 0, 2]
+
+
+def test_a_successful_refinement_is_stored_and_then_retrieved(tiny, tmp_path):
+    repository = RefinementRepository(tmp_path / "refinements.db")
+    loop = DivideVerifyRefine(tiny, repository)
+    outcome = _outcome(loop, "a note.")
+    loop.observe(outcome, "a note.\nP.S. bring cake")
+    [stored] = repository.list()
+    assert (stored.constraint_type, stored.params) == ("postscript", {"marker": "P.S."})
+    assert (stored.before, stored.after) == ("a note.", "a note.\nP.S. bring cake")
+    assert "P.S." in stored.feedback and stored.model == tiny.name
+
+    again = _outcome(loop, "another note.")
+    [request] = loop.refinements(again)[:1]
+    turns = [m["content"] for m in request.messages]
+    assert again.repository_hits == 1
+    assert turns[2] == "a note.\nP.S. bring cake"  # the example's answer, as a solved turn
+    assert "another note." in turns[3]
+
+
+def test_refinement_rounds_are_bounded_and_batched(tiny):
+    loop = DivideVerifyRefine(tiny, max_refinements=2, candidates=2, max_new_tokens=SHORT)
+    instructions = ["Write a note in all lowercase with a P.S.",
+                    "Describe the sea in exactly 2 sentences and include the word 'salt'."]
+    outcomes = loop.run_batch(instructions)
+    for outcome in outcomes:
+        assert len(outcome.constraints) == 2
+        assert outcome.iterations <= 2 and len(outcome.history) == outcome.iterations + 1
+        assert outcome.best.passed == max(a.passed for a in outcome.history)
+        record = outcome.to_json()
+        assert set(record) >= {"response", "constraints", "passed", "iterations",
+                               "repository_hits"}
+        assert len(record["passed"]) == len(record["constraints"])
+
+
+def test_no_constraint_means_a_plain_answer(tiny):
+    [outcome] = DivideVerifyRefine(tiny, max_new_tokens=SHORT).run_batch(
+        ["Tell me about the moon."])
+    assert outcome.constraints == [] and outcome.iterations == 0 and outcome.all_passed
+
+
+def test_contradictory_constraints_are_reported_not_refined(tiny):
+    loop = DivideVerifyRefine(tiny, max_refinements=3, max_new_tokens=SHORT)
+    outcome = loop.run("Write a poem in all lowercase letters, using only capital letters.")
+    assert {c.type for c in outcome.constraints} == {"lowercase", "uppercase"}
+    assert outcome.conflicts and "lowercase" in outcome.conflicts[0]
+    assert outcome.iterations == 0  # nothing to refine that could ever pass
+
+
+def test_a_locked_repository_is_dropped_and_the_run_goes_on(tiny, tmp_path, caplog):
+    path = tmp_path / "refinements.db"
+    repository = RefinementRepository(path, busy_timeout=0.2)
+    repository.add(constraint_type="postscript", params={"marker": "P.S."}, feedback="f",
+                   before="b", after="b\nP.S. a")
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN EXCLUSIVE")  # another process mid-write, for longer than we wait
+    try:
+        loop = DivideVerifyRefine(tiny, repository, max_refinements=1, max_new_tokens=SHORT)
+        outcome = loop.run("Write a note with a P.S.")
+    finally:
+        holder.rollback()
+    assert outcome.iterations == 1 and loop.repository is None
+    assert "refinement repository disabled" in caplog.text
+
+
+def test_divide_strategies_and_bad_strategy(tiny):
+    assert divide("Use no commas.").constraints == [parse_constraint({"type": "no_commas"})]
+    hybrid = divide("Use no commas.", tiny, strategy="hybrid").constraints
+    assert hybrid[0] == parse_constraint({"type": "no_commas"})  # the rules come first
+    with pytest.raises(Exception, match="Unknown divide strategy"):
+        divide("x", strategy="guess")
+
+
+def test_dvr_graph_runs_checks_and_bounded_refinement(tiny, tmp_path):
+    repository = RefinementRepository(tmp_path / "refinements.db")
+    runner = GraphRunner(load_spec(_short_dvr_graph(tmp_path)), tiny, store=tmp_path,
+                         refinements=repository)
+    nodes = []
+    result = runner.run("Write a note in all lowercase with a P.S.",
+                        on_update=lambda node, update: nodes.append(node))
+    assert nodes[:3] == ["divide", "respond", "verify"]
+    assert result.state["visits"].get("refine", 0) <= 4
+    outcome = DvrOutcome.from_state(result.state["dvr"])
+    assert [c.type for c in outcome.constraints] == ["lowercase", "postscript"]
+    assert result.answer == outcome.response
+    assert result.state["verdict"]["pass"] == outcome.all_passed
+
+
+def test_chorus_dvr_json_and_a_corrupt_repository(tiny_model_dir, tmp_path):
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database" * 100)
+    done = _chorus("dvr", "Write a note with a P.S.", "--json", "--model", str(tiny_model_dir),
+                   "--graph", str(_short_dvr_graph(tmp_path)),
+                   "--dtype", "float32", "--store", str(tmp_path), "--repository", str(broken))
+    assert done.returncode == 0, done.stderr
+    assert "refining without examples" in done.stderr and "Traceback" not in done.stderr
+    record = json.loads(done.stdout)
+    assert record["constraints"] == [{"type": "postscript", "marker": "P.S."}]
+    assert len(record["passed"]) == 1 and record["iterations"] <= 4
+
+
+def test_repository_errors_name_the_file(tmp_path):
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"x" * 4096)
+    with pytest.raises(RepositoryError, match="broken.db"):
+        RefinementRepository(broken)
+
+
+@pytest.mark.integration
+def test_dvr_on_the_embedded_model_never_ends_worse_than_it_started(smol):
+    loop = DivideVerifyRefine(smol, max_refinements=2)
+    outcome = loop.run("Write one sentence about the sea. Add a postscript starting with P.S.")
+    assert [c.type for c in outcome.constraints] == ["postscript"]
+    assert outcome.response.strip() and outcome.iterations <= 2
+    assert outcome.best.passed >= outcome.history[0].passed
+    assert outcome.to_json()["passed"] == [outcome.all_passed]
