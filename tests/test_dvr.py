@@ -53,17 +53,19 @@ def test_a_successful_refinement_is_stored_and_then_retrieved(tiny, tmp_path):
     repository = RefinementRepository(tmp_path / "refinements.db")
     loop = DivideVerifyRefine(tiny, repository)
     outcome = _outcome(loop, "a note.")
-    loop.observe(outcome, "a note.\nP.S. bring cake")
+    loop.observe(outcome, "a note.\nP.S. bring cake")  # fixed, but broke lowercase
+    assert len(repository) == 0  # no example to copy
+    loop.observe(outcome, "a note.\np.s. bring cake")  # markers are case-insensitive
     [stored] = repository.list()
     assert (stored.constraint_type, stored.params) == ("postscript", {"marker": "P.S."})
-    assert (stored.before, stored.after) == ("a note.", "a note.\nP.S. bring cake")
+    assert (stored.before, stored.after) == ("a note.", "a note.\np.s. bring cake")
     assert "P.S." in stored.feedback and stored.model == tiny.name
 
     again = _outcome(loop, "another note.")
     [request] = loop.refinements(again)[:1]
     turns = [m["content"] for m in request.messages]
     assert again.repository_hits == 1
-    assert turns[2] == "a note.\nP.S. bring cake"  # the example's answer, as a solved turn
+    assert turns[2] == "a note.\np.s. bring cake"  # the example's answer, as a solved turn
     assert "another note." in turns[3]
 
 
@@ -158,7 +160,7 @@ def test_repository_errors_name_the_file(tmp_path):
 @pytest.mark.integration
 def test_dvr_on_the_embedded_model_never_ends_worse_than_it_started(smol):
     loop = DivideVerifyRefine(smol, max_refinements=2)
-    outcome = loop.run("Write one sentence about the sea. Add a postscript starting with P.S.")
+    outcome = loop.run("Write about the sea. Add a postscript starting with P.S.")
     assert [c.type for c in outcome.constraints] == ["postscript"]
     assert outcome.response.strip() and outcome.iterations <= 2
     assert outcome.best.passed >= outcome.history[0].passed

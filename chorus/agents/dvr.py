@@ -15,7 +15,7 @@ from typing import Any
 
 from chorus.agents.dividing import Division, divide
 from chorus.agents.prompting import load_template, render
-from chorus.errors import RepositoryError
+from chorus.errors import ConstraintSpecError, RepositoryError
 from chorus.memory import Refinement, RefinementRepository
 from chorus.runtime import GenerationRequest, Model
 from chorus.tools.constraints import CheckResult, check_all, find_conflicts, parse_constraint
@@ -46,9 +46,9 @@ class DvrOutcome:
     best: Attempt
     iterations: int = 0  # refinement rounds run
     repository_hits: int = 0  # few-shot examples retrieved
-    stored: int = 0  # successful refinements added to the repository
-    history: list[Attempt] = field(default_factory=list)
+    history: list[Attempt] = field(default_factory=list)  # this process's attempts
     unrefinable: set[int] = field(default_factory=set)  # constraints in a conflict
+    last_target: int = -1  # the constraint the last round refined
 
     @property
     def response(self) -> str:
@@ -70,7 +70,7 @@ class DvrOutcome:
                 "conflicts": self.conflicts, "response": self.best.response,
                 "results": [result.model_dump() for result in self.best.results],
                 "iterations": self.iterations, "repository_hits": self.repository_hits,
-                "stored": self.stored, "unrefinable": sorted(self.unrefinable)}
+                "unrefinable": sorted(self.unrefinable), "last_target": self.last_target}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DvrOutcome:
@@ -79,8 +79,8 @@ class DvrOutcome:
         return cls(instruction=state["instruction"],
                    constraints=[parse_constraint(c) for c in state["constraints"]],
                    conflicts=state["conflicts"], best=best, iterations=state["iterations"],
-                   repository_hits=state["repository_hits"], stored=state["stored"],
-                   history=[best], unrefinable=set(state["unrefinable"]))
+                   repository_hits=state["repository_hits"], history=[best],
+                   unrefinable=set(state["unrefinable"]), last_target=state["last_target"])
 
     def to_json(self) -> dict[str, Any]:
         return {"response": self.response,
@@ -132,6 +132,16 @@ def _requirement(example: Refinement) -> str:
     return parse_constraint({"type": example.constraint_type, **example.params}).describe()
 
 
+def _usable(example: Refinement) -> bool:
+    """An imported or older record may name a type or parameter this version lacks."""
+    try:
+        _requirement(example)
+    except ConstraintSpecError as error:
+        log.info("skipped refinement %s: %s", example.id, error)
+        return False
+    return True
+
+
 def _refine_turn(instruction: str, response: str, feedback: str, requirement: str) -> str:
     return render(load_template("refine_request"), instruction=instruction,
                   response=response.strip(), feedback=feedback, requirement=requirement)
@@ -159,6 +169,8 @@ class DivideVerifyRefine:
         # seed per round keeps runs reproducible and lets a retry differ.
         self.temperature = temperature
         self.seed = seed
+        if candidates < 1:
+            raise ValueError(f"candidates must be at least 1, not {candidates}")
         self.candidates = candidates  # samples per refinement; the checkers pick the best
         self.batch_size = batch_size
         self.learn = learn
@@ -200,8 +212,10 @@ class DivideVerifyRefine:
                           unrefinable=involved)
 
     def target(self, outcome: DvrOutcome) -> int:
+        """The next failed constraint after the one refined last, cycling through them."""
         failing = outcome.failing()
-        return failing[outcome.iterations % len(failing)]
+        later = [index for index in failing if index > outcome.last_target]
+        return (later or failing)[0]
 
     def refinements(self, outcome: DvrOutcome) -> list[GenerationRequest]:
         """`candidates` samples of the request that refines the next failed constraint.
@@ -224,7 +238,7 @@ class DivideVerifyRefine:
 
         def score(text: str) -> tuple[int, bool]:
             results = check_all(text, outcome.constraints)
-            return sum(r.passed for r in results), results[index].passed if results else False
+            return sum(r.passed for r in results), results[index].passed
 
         return max(texts, key=score)
 
@@ -235,21 +249,26 @@ class DivideVerifyRefine:
         after = Attempt(text, check_all(text, outcome.constraints))
         outcome.history.append(after)
         outcome.iterations += 1
+        outcome.last_target = index
         if after.passed > before.passed:
             outcome.best = after
-        fixed = not before.results[index].passed and after.results[index].passed
-        if fixed and after.passed >= before.passed:
+        # Only a clean fix teaches: one that broke another constraint is no example to copy.
+        regressed = any(b.passed and not a.passed
+                        for b, a in zip(before.results, after.results, strict=True))
+        if after.results[index].passed and not regressed:
             self._store(outcome, index, before, after)
 
     def _retrieve(self, instruction: str, result: CheckResult) -> list[Refinement]:
         if self.repository is None or not self.examples:
             return []
         try:
-            return self.repository.search(f"{instruction} {result.feedback}",
-                                          constraint_type=result.type, k=self.examples)
+            found = self.repository.search(f"{instruction} {result.feedback}",
+                                           constraint_type=result.type, k=self.examples,
+                                           touch=self.learn)
         except RepositoryError as error:
             self._drop_repository(error)
             return []
+        return [example for example in found if _usable(example)]
 
     def _store(self, outcome: DvrOutcome, index: int, before: Attempt, after: Attempt) -> None:
         if self.repository is None or not self.learn:
@@ -261,7 +280,6 @@ class DivideVerifyRefine:
                 feedback=before.results[index].feedback, before=before.response,
                 after=after.response, instruction=outcome.instruction,
                 model=self.model.name, adapter=self.adapter)
-            outcome.stored += 1
         except RepositoryError as error:
             self._drop_repository(error)
 
@@ -270,7 +288,8 @@ class DivideVerifyRefine:
         self.repository = None
 
     def generate_texts(self, requests: list[GenerationRequest], phase: str,
-                  on_progress: ProgressSink | None) -> list[str]:
+                       on_progress: ProgressSink | None) -> list[str]:
+        """Texts of the requests, run `batch_size` rows at a time."""
         texts: list[str] = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start:start + self.batch_size]

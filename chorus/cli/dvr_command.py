@@ -45,7 +45,11 @@ def run_dvr(args, load_model, console: Console) -> int:
             console.print(f"[bold cyan]{node}[/] [dim]{len(update['answer'].split())} words[/]",
                           highlight=False)
 
-    result = runner.run(args.text, on_update=show)
+    try:
+        result = runner.run(args.text, on_update=show)
+    finally:
+        if repository is not None:
+            repository.close()
     outcome = DvrOutcome.from_state(result.state["dvr"])
     if args.json:
         sys.stdout.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")

@@ -18,7 +18,7 @@ from langgraph.types import Send
 from chorus.agents import Agent, Step, call_step, roles
 from chorus.errors import GraphSpecError
 from chorus.graphs.context import GraphContext, trace_step
-from chorus.graphs.dvr_nodes import dvr_node
+from chorus.graphs.dvr_nodes import DVR_ROLES, dvr_node
 from chorus.graphs.spec import END, START, GraphSpec, NodeSpec, ToolSpec, import_object
 from chorus.graphs.state import RunState
 from chorus.tools import Tool, ToolRegistry, execute
@@ -43,9 +43,6 @@ def _tool_from_spec(entry: ToolSpec, base_dir) -> Tool:
     if entry.timeout_s:
         options["timeout_s"] = entry.timeout_s
     return Tool.from_openai(entry.openai, function, **options)
-
-
-DVR_ROLES = {"divider", "writer", "refiner"}
 
 
 def build_agent(spec: GraphSpec, name: str, tools: ToolRegistry) -> Agent:

@@ -2,6 +2,8 @@
 
 They run the same steps as `chorus.agents.dvr.DivideVerifyRefine`, one per graph node, with
 the run's progress (constraints, best attempt, counters) kept in the checkpointed `dvr` field.
+The checks node's verdict passes once every constraint that can pass does: constraints in a
+conflict are reported in its feedback, not refined forever.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from chorus.graphs.spec import AgentSpec, GraphSpec, NodeSpec
 from chorus.graphs.state import RunState
 from chorus.tools.constraints import parse_constraint
 
+DVR_ROLES = frozenset({"divider", "writer", "refiner"})
+
 
 def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
     if node.run == "checks":
@@ -28,6 +32,7 @@ def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
 
 
 def _loop(context: GraphContext, agent: AgentSpec | None = None) -> DivideVerifyRefine:
+    """Made per call: a repository that failed is dropped for that step, not for good."""
     options: dict[str, Any] = {"adapter": agent.adapter if agent else None}
     if agent is not None and agent.examples is not None:
         options["examples"] = agent.examples
@@ -66,10 +71,11 @@ def _writer(name: str, agent: AgentSpec, context: GraphContext):
 
 
 def _refiner(name: str, agent: AgentSpec, context: GraphContext):
-    loop = _loop(context, agent)
-
     def run(state: RunState, config) -> dict[str, Any]:
         outcome = DvrOutcome.from_state(state["dvr"])
+        if not outcome.failing():  # a custom route got here with nothing left to fix
+            return {"visits": {name: 1}, "answer": outcome.response}
+        loop = _loop(context, agent)
         generations = context.model.generate_batch(loop.refinements(outcome))
         chosen = loop.pick(outcome, [g.text.strip() for g in generations])
         generation = next(g for g in generations if g.text.strip() == chosen)
@@ -90,9 +96,8 @@ def _answered(name: str, agent: AgentSpec, context: GraphContext, config,
 
 
 def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
-    loop = _loop(context, refiner)
-
     def run(state: RunState, config) -> dict[str, Any]:
+        loop = _loop(context, refiner)
         progress = state.get("dvr") or {}
         if "response" in progress:
             outcome = DvrOutcome.from_state(progress)

@@ -231,11 +231,12 @@ class RefinementRepository:
     # -- reads --------------------------------------------------------------------------------
 
     def search(self, text: str, *, constraint_type: str | None = None,
-               k: int = 3) -> list[Refinement]:
+               k: int = 3, touch: bool = True) -> list[Refinement]:
         """The k records closest to `text` (bm25 over instruction, feedback and before).
 
         With a type, too few text matches are topped up with that type's most used and newest
-        records. Returned records count as used: `uses` and `last_used_at` go up."""
+        records. With `touch`, returned records count as used: `uses` and `last_used_at` go
+        up (a frozen repository, as in an evaluation, is searched without touching)."""
         if k <= 0:
             return []
         with self._write():
@@ -243,7 +244,7 @@ class RefinementRepository:
             if constraint_type is not None and len(rows) < k:
                 rows += self._fill(constraint_type, [row["id"] for row in rows], k - len(rows))
             now = time.time()
-            for row in rows:
+            for row in rows if touch else ():
                 self.db.execute('UPDATE refinements SET "uses" = "uses" + 1, '
                                 '"last_used_at" = ? WHERE "id" = ?', [now, row["id"]])
                 row.update(uses=row["uses"] + 1, last_used_at=now)

@@ -113,9 +113,17 @@ class _Reader:
         if constraint not in self.found:
             self.found.append(constraint)
 
-    def remove(self, match: re.Match) -> None:
-        """Blank a whole-instruction form out, so no clause reads it again."""
-        self.text = self.text[:match.start()] + " . " + self.text[match.end():]
+    def remove(self, *matches: re.Match | None) -> None:
+        """Blank whole-instruction forms out, so no clause reads them again."""
+        spans = sorted(m.span() for m in matches if m is not None)
+        merged: list[list[int]] = []
+        for start, end in spans:  # one form may lie inside another
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        for start, end in reversed(merged):
+            self.text = self.text[:start] + " . " + self.text[end:]
 
 
 def _search(pattern: str, text: str) -> re.Match | None:
@@ -143,19 +151,17 @@ def _repeat(reader: _Reader) -> None:
     if match is None:
         return
     quoted = _search(rf"^\W*(?:request\s*:\s*)?{Q}", reader.text[match.end():])
+    labelled = _search(r"request\s*:\s*(.+)$", reader.text[match.end():])
     if quoted:
         request = reader.quote(quoted[1])
-        reader.remove(match)
-    else:  # "Request: ..." or the instruction's first sentence that is not about repeating
-        rest = reader.text[match.end():]
-        labelled = _search(r"request\s*:\s*(.+)$", rest)
+    elif labelled:  # "... Request: Explain tides."
+        request = labelled[1]
+        reader.text = reader.text[:match.end() + labelled.start()]
+    else:  # the first sentence not about repeating; its own constraints still count
         sentences = re.split(r"(?<=[.!?])\s+", reader.text)
-        request = (labelled[1] if labelled else
-                   next((s for s in sentences if "repeat" not in s.lower()), ""))
-        request = re.sub(Q, lambda m: reader.quote(m[1]), request).strip()
-        reader.text = reader.text.replace(labelled[0] if labelled else request, " . ")
-        reader.remove(_search(r"repeat(?:ing)? (?:the|my|this|your) (?:request|question|prompt|"
-                              r"instruction)[^.⟦\n]*", reader.text))
+        request = next((s for s in sentences if "repeat" not in s.lower()), "")
+    request = re.sub(Q, lambda m: reader.quote(m[1]), request).strip()
+    reader.remove(match)
     if request:
         reader.add({"type": "repeat_request", "request": request})
 
@@ -166,7 +172,7 @@ def _nth_paragraph(reader: _Reader) -> None:
                   rf"(?P<num>\d+))[^.;⟦]{{0,40}}?(?:start|begin|open)\w*\s+with\s+"
                   rf"(?:the\s+)?(?:word\s+)?{Q}")
     match = _search(first_word, reader.text)
-    total = _search(rf"(?P<n>{NUMBER})\s+paragraphs", reader.text)
+    total = _search(rf"(?:{RELATION}\s+)?(?P<n>{NUMBER})\s+paragraphs", reader.text)
     if match is None or total is None:
         return
     ordinal_text = (match["ord"] or match["num"]).lower()
@@ -176,8 +182,7 @@ def _nth_paragraph(reader: _Reader) -> None:
         reader.add({"type": "nth_paragraph_first_word", "paragraphs": paragraphs,
                     "n": paragraphs if n == -1 else n,
                     "word": reader.quote(match[match.lastindex]).strip(" .,!?")})
-        reader.remove(match)
-        reader.remove(_search(rf"(?:{RELATION}\s+)?{re.escape(total[0])}", reader.text))
+        reader.remove(match, total)
 
 
 def _two_responses(reader: _Reader) -> None:
