@@ -18,8 +18,6 @@ from chorus.graphs.spec import AgentSpec, GraphSpec, NodeSpec
 from chorus.graphs.state import RunState
 from chorus.tools.constraints import parse_constraint
 
-DVR_ROLES = frozenset({"divider", "writer", "refiner"})
-
 
 def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
     if node.run == "checks":
@@ -27,8 +25,7 @@ def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
         refiner = next((a for a in spec.agents.values() if a.role == "refiner"), None)
         return _checks(name, context, refiner)
     agent = spec.agents[node.agent]
-    return {"divider": _divider, "writer": _writer, "refiner": _refiner}[agent.role](
-        name, agent, context)
+    return _ROLE_NODES[agent.role](name, agent, context)
 
 
 def _loop(context: GraphContext, agent: AgentSpec | None = None) -> DivideVerifyRefine:
@@ -118,3 +115,7 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
                 "dvr": outcome.to_state(), "trajectory": steps}
 
     return run
+
+
+_ROLE_NODES = {"divider": _divider, "writer": _writer, "refiner": _refiner}
+DVR_ROLES = frozenset(_ROLE_NODES)
