@@ -18,7 +18,8 @@ from chorus.agents.prompting import load_template, render
 from chorus.errors import ConstraintSpecError, RepositoryError
 from chorus.memory import Refinement, RefinementRepository
 from chorus.runtime import GenerationRequest, Model
-from chorus.tools.constraints import CheckResult, check_all, find_conflicts, parse_constraint
+from chorus.tools.constraints import CheckResult, check_all, parse_constraint
+from chorus.tools.constraints.conflicts import conflicting_pairs
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,8 @@ class DvrOutcome:
 
 def conflicting_indices(constraints: Sequence[Any]) -> tuple[list[str], set[int]]:
     """Reasons, and the constraints involved: refining either side of a conflict loops."""
-    reasons: list[str] = []
-    involved: set[int] = set()
-    for i in range(len(constraints)):
-        for j in range(i + 1, len(constraints)):
-            found = find_conflicts([constraints[i], constraints[j]])
-            if found:
-                reasons.extend(found)
-                involved.update((i, j))
-    return reasons, involved
+    pairs = conflicting_pairs(constraints)
+    return [reason for _, _, reason in pairs], {k for i, j, _ in pairs for k in (i, j)}
 
 
 def answer_request(instruction: str, max_new_tokens: int = MAX_RESPONSE_TOKENS

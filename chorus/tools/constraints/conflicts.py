@@ -201,14 +201,20 @@ _RULES: tuple[Rule, ...] = (_ranges, _required_but_excluded, _case, _json, _open
                             _quotation, _languages)
 
 
-def find_conflicts(constraints: Iterable[BaseConstraint | Mapping[str, Any]]) -> list[str]:
-    """A human-readable reason for each pair of constraints that can never hold together."""
+def conflicting_pairs(constraints: Iterable[BaseConstraint | Mapping[str, Any]]
+                      ) -> list[tuple[int, int, str]]:
+    """(i, j, reason) for each pair of constraints that can never hold together."""
     parsed = [parse_constraint(constraint) for constraint in constraints]
-    reasons = []
-    for a, b in combinations(parsed, 2):
+    pairs = []
+    for (i, a), (j, b) in combinations(enumerate(parsed), 2):
         for rule in _RULES:
             reason = rule(a, b) or rule(b, a)
             if reason:
-                reasons.append(f"{a.type} conflicts with {b.type}: {reason}.")
+                pairs.append((i, j, f"{a.type} conflicts with {b.type}: {reason}."))
                 break
-    return reasons
+    return pairs
+
+
+def find_conflicts(constraints: Iterable[BaseConstraint | Mapping[str, Any]]) -> list[str]:
+    """A human-readable reason for each pair of constraints that can never hold together."""
+    return [reason for _, _, reason in conflicting_pairs(constraints)]
