@@ -57,6 +57,9 @@ def run_demo(model, console: Console, store=None) -> int:
     console.print(f"\n[bold]user:[/] {task}   [dim](the tool_use graph: planner, caller, "
                   "tools, summarizer on one base model)[/]")
     runner = GraphRunner(resolve_graph("tool_use"), model, store=store)
+    wearing = ", ".join(f"{name} ({agent.adapter or 'no'} adapter)"
+                        for name, agent in runner.spec.agents.items())
+    console.print(f"  [dim]agents: {wearing}[/]", highlight=False)
 
     def show(node: str, update: dict) -> None:
         for step in update.get("trajectory", []):

@@ -43,6 +43,7 @@ def run_graph(args, load_model, console: Console) -> int:
 def call_tools(args, load_model, console: Console) -> int:
     from chorus.agents.calling import choose_calls, conversation_task
     from chorus.tools import ToolRegistry
+    from chorus.training.library import role_default
 
     tools = ToolRegistry.from_openai_file(args.tools)
     if args.messages:
@@ -59,7 +60,9 @@ def call_tools(args, load_model, console: Console) -> int:
     else:
         raise ChorusError("Give the request as TEXT or --messages FILE")
     model = load_model(args)
-    calls = choose_calls(model, tools, task, strategy=args.strategy)
+    adapters = {} if args.no_adapters else {
+        role: role_default(model, role) for role in ("planner", "caller")}
+    calls = choose_calls(model, tools, task, strategy=args.strategy, adapters=adapters)
     sys.stdout.write(json.dumps(calls, ensure_ascii=False) + "\n")
     return 0
 

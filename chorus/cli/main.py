@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from chorus.cli import dvr_command, graph_commands, memory_commands
+from chorus.cli import adapter_commands, dvr_command, graph_commands, memory_commands
 from chorus.errors import ChorusError
 
 err = Console(stderr=True)
@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     shape.add_argument("--schema", type=Path, help="JSON Schema file the reply must satisfy")
     shape.add_argument("--choice", action="append", help="allowed reply (repeat for each)")
     shape.add_argument("--regex", help="regular expression the whole reply must match")
-    gen.add_argument("--adapter", type=Path, help="LoRA adapter directory to apply")
+    gen.add_argument("--adapter", help="LoRA adapter to apply: a name from `chorus adapters "
+                                       "list` or a folder")
     gen.add_argument("--max-new-tokens", type=int, default=256)
     gen.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
     gen.add_argument("--seed", type=int)
@@ -73,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--strategy", choices=["direct", "planned"], default="direct",
                       help="direct (default, more accurate in benchmarks/RESULTS.md): the "
                            "caller may answer []; planned: the planner decides first")
+    call.add_argument("--no-adapters", action="store_true",
+                      help="use the plain base model, not the planner and caller adapters")
     _model_options(call)
     call.set_defaults(handler=lambda a: graph_commands.call_tools(a, _load, err))
 
@@ -105,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     dvr.set_defaults(handler=lambda a: dvr_command.run_dvr(a, _load, err))
 
     memory_commands.register(commands)
+    adapter_commands.register(commands, _model_options, _load)
     return parser
 
 
@@ -124,6 +128,7 @@ def _load(args):
 
 def _generate(args) -> int:
     from chorus.runtime import Regex
+    from chorus.training.library import ensure_loaded
 
     model = _load(args)
     output = None
@@ -136,7 +141,7 @@ def _generate(args) -> int:
         output = args.choice
     elif args.regex:
         output = Regex(args.regex)
-    adapter = model.adapters.load(args.adapter).name if args.adapter else None
+    adapter = ensure_loaded(model, args.adapter) if args.adapter else None
     stream = not args.json and sys.stdout.isatty()
     result = model.generate(
         args.text, output=output, adapter=adapter, max_new_tokens=args.max_new_tokens,

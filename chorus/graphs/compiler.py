@@ -22,6 +22,7 @@ from chorus.graphs.dvr_nodes import DVR_ROLES, dvr_node
 from chorus.graphs.spec import END, START, GraphSpec, NodeSpec, ToolSpec, import_object
 from chorus.graphs.state import RunState
 from chorus.tools import Tool, ToolRegistry, execute
+from chorus.training.library import resolve
 
 
 def build_tools(spec: GraphSpec, extra: list[Tool] = ()) -> ToolRegistry:
@@ -60,7 +61,19 @@ def build_agent(spec: GraphSpec, name: str, tools: ToolRegistry) -> Agent:
     return built
 
 
+def with_adapters(spec: GraphSpec, model) -> GraphSpec:
+    """The spec with each agent's adapter resolved on this model ('auto' -> the role's
+    adapter or the plain base), loading the named ones once, before any node runs."""
+    agents = {name: agent.model_copy(update={"adapter": resolve(model, agent.role,
+                                                                 agent.adapter)})
+              for name, agent in spec.agents.items()}
+    resolved = spec.model_copy(update={"agents": agents})
+    resolved._base_dir = spec.base_dir
+    return resolved
+
+
 def compile_graph(spec: GraphSpec, context: GraphContext, checkpointer=None):
+    spec = with_adapters(spec, context.model)
     graph = StateGraph(RunState)
     for name, node in spec.nodes.items():
         graph.add_node(name, _node_function(spec, name, node, context))

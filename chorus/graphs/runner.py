@@ -12,7 +12,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from chorus.errors import ChorusError
-from chorus.graphs.compiler import build_tools, compile_graph
+from chorus.graphs.compiler import build_tools, compile_graph, with_adapters
 from chorus.graphs.context import GraphContext
 from chorus.graphs.spec import GraphSpec
 from chorus.graphs.state import fresh_input
@@ -43,13 +43,13 @@ class GraphRunner:
                  refinements: RefinementRepository | None = None):
         store = Path(store) if store else default_store()
         store.mkdir(parents=True, exist_ok=True)
-        self.spec = spec
+        self.spec = with_adapters(spec, model)  # 'auto' adapters resolved, once
         self.traces = TraceStore(store / "traces.sqlite")
         connection = sqlite3.connect(store / "checkpoints.sqlite", check_same_thread=False)
         self.checkpointer = SqliteSaver(connection)
-        self.context = GraphContext(model=model, tools=build_tools(spec, list(tools)),
+        self.context = GraphContext(model=model, tools=build_tools(self.spec, list(tools)),
                                     traces=self.traces, refinements=refinements)
-        self.graph = compile_graph(spec, self.context, checkpointer=self.checkpointer)
+        self.graph = compile_graph(self.spec, self.context, checkpointer=self.checkpointer)
 
     def pending(self, thread_id: str) -> bool:
         """Did a run on this thread stop before finishing?"""

@@ -35,7 +35,10 @@ class _Strict(BaseModel):
 
 class AgentSpec(_Strict):
     role: Role = Field(description="built-in role: what the agent reads and writes")
-    adapter: str | None = Field(None, description="LoRA adapter name; none: the plain base")
+    adapter: str | None = Field(
+        "auto", description="LoRA adapter: a name (CHORUS_HOME/adapters or shipped) or "
+                            "folder; 'auto' (default): the role's shipped adapter when it "
+                            "was trained for this base model; null: the plain base")
     max_new_tokens: int | None = Field(None, ge=1)
     max_calls: int | None = Field(None, ge=1, le=8, description="caller: calls per step")
     strategy: Literal["rules", "model", "hybrid"] | None = Field(

@@ -24,6 +24,7 @@ from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_s
 
 from chorus.errors import AdapterError, AdapterNotFoundError
 from chorus.runtime.rowwise_lora import rowwise_adapters, supports_rowwise
+from chorus.training.manifest import base_fingerprint, read_manifest
 
 BASE = "__base__"  # peft's name for "no adapter" in adapter_names
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -48,6 +49,8 @@ class AdapterRegistry:
         self._peft = None
         self._sources: dict[str, str | None] = {}
         self._lock = lock
+        # Taken before peft wraps anything, so wrapper names never enter it.
+        self.base_fingerprint = base_fingerprint(base_model)
 
     @property
     def module(self) -> torch.nn.Module:
@@ -95,11 +98,13 @@ class AdapterRegistry:
         return self.info(name)
 
     def load(self, directory: str | os.PathLike[str], name: str | None = None) -> AdapterInfo:
-        """Load an adapter saved by `save` (or by peft's save_pretrained)."""
+        """Load an adapter saved by `save` (or by peft's save_pretrained). One whose
+        manifest says it was trained for another base model is refused."""
         path = Path(directory)
         if not (path / "adapter_config.json").is_file():
             raise AdapterError(f"{path} is not an adapter directory: no adapter_config.json")
         name = name or path.name
+        self._check_base(path)
         with self._lock:
             self._check_new(name)
             try:
@@ -117,6 +122,37 @@ class AdapterRegistry:
                 ) from error
             self._sources[name] = str(path)
         return self.info(name)
+
+    def _check_base(self, path: Path) -> None:
+        manifest = read_manifest(path)
+        if manifest is None or manifest.base_model.fingerprint == self.base_fingerprint:
+            return
+        raise AdapterError(
+            f"Adapter {path} was trained for base model '{manifest.base_model.name}' "
+            f"(fingerprint {manifest.base_model.fingerprint}), but the loaded base model has "
+            f"fingerprint {self.base_fingerprint}. A LoRA adapter only works on the weights "
+            "it was trained on: load that model, or train the adapter again on this one "
+            "(`chorus adapters train`).")
+
+    @contextmanager
+    def trainable(self, name: str) -> Iterator[tuple[torch.nn.Module, list[torch.nn.Parameter]]]:
+        """Adapter `name` active with gradients on its weights only, for a training loop;
+        the lock is held throughout, so no generation sees a half-trained adapter."""
+        self.require(name)
+        with self._lock:
+            self._peft.set_adapter(name)
+            parameters = []
+            for key, parameter in self._peft.named_parameters():
+                parameter.requires_grad = "lora_" in key and f".{name}." in key
+                if parameter.requires_grad:
+                    parameters.append(parameter)
+            try:
+                with torch.enable_grad():
+                    yield self._peft, parameters
+            finally:
+                for parameter in parameters:
+                    parameter.requires_grad = False
+                    parameter.grad = None
 
     def save(self, name: str, directory: str | os.PathLike[str]) -> Path:
         """Write adapter `name` to `directory`, atomically (complete or not there at all)."""

@@ -10,12 +10,16 @@ from typing import Any
 from chorus.errors import ChorusError
 from chorus.runtime.adapters import AdapterRegistry
 from chorus.runtime.backend import Backend
+from chorus.runtime.coalesce import Coalescer
 from chorus.runtime.types import GenerationRequest, GenerationResult, Message
 
 
 class Model:
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, *, batch_window_s: float = 0.02):
+        """`batch_window_s`: how long a call waits for calls from other threads (parallel
+        graph branches) to join its batch; 0 runs every call alone."""
         self.backend = backend
+        self.coalescer = Coalescer(backend, batch_window_s) if batch_window_s > 0 else None
 
     @property
     def name(self) -> str:
@@ -44,9 +48,13 @@ class Model:
 
     def complete(self, request: GenerationRequest,
                  on_text: Callable[[str], None] | None = None) -> GenerationResult:
-        """Run one prepared request; a failed constrained output raises its ChorusError."""
-        callback = (lambda _row, piece: on_text(piece)) if on_text else None
-        [result] = self.backend.generate_batch([request], on_text=callback)
+        """Run one prepared request (batched with calls other threads make at the same
+        moment); a failed constrained output raises its ChorusError."""
+        if self.coalescer is not None:
+            result = self.coalescer.submit(request, on_text)
+        else:
+            callback = (lambda _row, piece: on_text(piece)) if on_text else None
+            [result] = self.backend.generate_batch([request], on_text=callback)
         result.raise_for_error()
         return result
 

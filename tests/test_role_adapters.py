@@ -1,0 +1,195 @@
+"""Named role adapters in graphs, coalesced parallel calls, and `chorus adapters`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+import chorus
+from chorus.errors import AdapterError, AdapterNotFoundError
+from chorus.graphs import GraphRunner
+from chorus.graphs.compiler import with_adapters
+from chorus.graphs.spec import load_spec
+from chorus.runtime import GenerationRequest
+from chorus.training import library
+from chorus.training.manifest import AdapterManifest, BaseModelRecord, write_manifest
+from tests.test_graphs_tiny import _chorus
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty CHORUS_HOME, so the user's adapters are only the ones a test makes."""
+    monkeypatch.setenv("CHORUS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _saved(model: chorus.Model, name: str, folder: Path, *, fingerprint: str | None = None,
+           role: str = "planner") -> Path:
+    model.adapters.create(name, init="random", seed=3)
+    model.adapters.save(name, folder)
+    model.adapters.remove(name)
+    write_manifest(folder, AdapterManifest(name=name, role=role, base_model=BaseModelRecord(
+        name=model.name, fingerprint=fingerprint or model.adapters.base_fingerprint)))
+    return folder
+
+
+def _spec(tmp_path: Path, agents: dict) -> chorus.graphs.GraphSpec:
+    path = tmp_path / "graph.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "roles", "agents": agents,
+        "nodes": {name: {"agent": name} for name in agents},
+        "edges": [{"from": "START", "to": list(agents)},
+                  {"from": list(agents), "to": "END"}]}))
+    return load_spec(path)
+
+
+def test_auto_picks_the_role_adapter_made_for_this_base(tiny, home, tmp_path):
+    _saved(tiny, "planner", home / "adapters" / "planner")
+    _saved(tiny, "summarizer", home / "adapters" / "summarizer", fingerprint="feedfacefeedface",
+           role="summarizer")
+    spec = _spec(tmp_path, {"planner": {"role": "planner"},
+                            "summarizer": {"role": "summarizer"},
+                            "verifier": {"role": "verifier", "adapter": None}})
+    resolved = with_adapters(spec, tiny)
+    assert resolved.agents["planner"].adapter == "planner"
+    assert "planner" in tiny.adapters
+    assert resolved.agents["summarizer"].adapter is None  # made for another base: skipped
+    assert resolved.agents["verifier"].adapter is None  # null: the plain base, asked for
+
+
+def test_a_named_adapter_for_another_base_is_an_error(tiny, home, tmp_path):
+    _saved(tiny, "judge", home / "adapters" / "judge", fingerprint="feedfacefeedface")
+    spec = _spec(tmp_path, {"verifier": {"role": "verifier", "adapter": "judge"}})
+    with pytest.raises(AdapterError, match="trained for base model"):
+        with_adapters(spec, tiny)
+
+
+def test_an_unknown_adapter_name_lists_the_known_ones(tiny, home, tmp_path):
+    _saved(tiny, "planner", home / "adapters" / "planner")
+    spec = _spec(tmp_path, {"verifier": {"role": "verifier", "adapter": "judge"}})
+    with pytest.raises(AdapterNotFoundError, match="No adapter 'judge'.*planner"):
+        with_adapters(spec, tiny)
+
+
+def test_user_adapters_take_precedence_over_shipped_ones(tiny, home):
+    _saved(tiny, "caller", home / "adapters" / "caller", role="caller")
+    found = {item.name: item for item in library.available()}
+    assert found["caller"].origin == "user"
+    assert library.locate("caller") == home / "adapters" / "caller"
+
+
+def test_the_shipped_role_adapters_carry_manifests():
+    shipped = [item for item in library.available() if item.origin == "shipped"]
+    assert {item.name for item in shipped} >= {"planner", "caller", "summarizer", "verifier"}
+    for item in shipped:
+        assert item.manifest is not None, item.name
+        assert item.manifest.training.data_version
+        assert item.manifest.command.startswith("chorus adapters train")
+
+
+def test_concurrent_calls_run_as_one_batch_equal_to_each_alone(tiny):
+    tiny.adapters.create("one", init="random", seed=1)
+    tiny.adapters.create("two", init="random", seed=2)
+    requests = [GenerationRequest(messages=[{"role": "user", "content": text}],
+                                  adapter=adapter, max_new_tokens=12)
+                for text, adapter in (("hello", "one"), ("a longer question here", "two"),
+                                      ("plain", None))]
+    alone = [tiny.backend.generate_batch([request])[0].text for request in requests]
+    tiny.coalescer.window_s = 0.5  # generous: the threads must meet even on a busy machine
+    before = tiny.coalescer.batches
+    texts = [None] * len(requests)
+    barrier = threading.Barrier(len(requests))
+
+    def work(index):
+        barrier.wait()
+        texts[index] = tiny.complete(requests[index]).text
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert texts == alone
+    assert tiny.coalescer.batches - before == 1
+
+
+def test_a_failure_in_a_coalesced_batch_reaches_every_caller(tiny):
+    tiny.coalescer.window_s = 0.3
+    errors = []
+    barrier = threading.Barrier(2)
+
+    def work(adapter):
+        barrier.wait()
+        try:
+            tiny.generate("hi", adapter=adapter, max_new_tokens=2)
+        except Exception as error:  # noqa: BLE001 (recorded for the assertion)
+            errors.append(type(error).__name__)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in ("missing", None)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert "AdapterNotFoundError" in errors
+
+
+def test_parallel_graph_branches_share_one_batched_forward(tiny, tmp_path):
+    tiny.adapters.create("styled", init="random", seed=5)
+    spec = _spec(tmp_path, {"left": {"role": "summarizer", "adapter": "styled",
+                                     "max_new_tokens": 8},
+                            "right": {"role": "summarizer", "adapter": None,
+                                      "max_new_tokens": 8}})
+    tiny.coalescer.window_s = 0.5
+    runner = GraphRunner(spec, tiny, store=tmp_path / "runs")
+    before = tiny.coalescer.batches
+    result = runner.run("Say something.")
+    assert tiny.coalescer.batches - before == 1
+    outputs = result.state["outputs"]
+    left = chorus.graphs.compiler.build_agent(runner.spec, "left", runner.context.tools)
+    right = chorus.graphs.compiler.build_agent(runner.spec, "right", runner.context.tools)
+    tiny.coalescer = None  # the references, one call at a time
+    assert outputs["left"] == left.run(tiny, "Say something.", tools="(none)").value
+    assert outputs["right"] == right.run(tiny, "Say something.", tools="(none)").value
+
+
+def test_cli_data_train_list_show_and_eval(tiny_model_dir, tmp_path):
+    home = {"CHORUS_HOME": str(tmp_path / "home")}
+    data = tmp_path / "data"
+    made = _chorus("adapters", "data", "--out", str(data), **home)
+    assert made.returncode == 0, made.stderr
+    assert "held-out tools" in made.stdout
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert not set(manifest["train_tools"]) & set(manifest["eval_tools"])
+
+    trained = _chorus("adapters", "train", "--role", "caller", "--data", str(data), "--steps",
+                      "2", "--batch-size", "2", "--model", str(tiny_model_dir), **home)
+    assert trained.returncode == 0, trained.stderr
+    assert "caller: loss" in trained.stdout
+    saved = tmp_path / "home" / "adapters" / "caller"
+    assert json.loads((saved / "chorus.json").read_text())["command"].startswith(
+        "chorus adapters train --role caller")
+
+    listing = _chorus("adapters", "list", **home)
+    assert listing.returncode == 0 and "user" in listing.stdout and "shipped" in listing.stdout
+    shown = _chorus("adapters", "show", "caller", **home)
+    assert shown.returncode == 0 and "LoRA rank 8" in shown.stdout
+    assert manifest["version"] in shown.stdout
+
+    scored = _chorus("adapters", "eval", "caller", "--limit", "2", "--model",
+                     str(tiny_model_dir), **home)
+    assert scored.returncode == 0, scored.stderr
+    assert "plain base" in scored.stdout and "arguments" in scored.stdout
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    home = {"CHORUS_HOME": str(tmp_path / "home")}
+    missing = _chorus("adapters", "show", "nothing-here", **home)
+    assert missing.returncode == 2 and "No adapter 'nothing-here'" in missing.stderr
+    no_data = _chorus("adapters", "train", "--role", "caller", "--data", str(tmp_path),
+                      **home)
+    assert no_data.returncode == 2 and "chorus adapters data" in no_data.stderr
+    assert "Traceback" not in missing.stderr + no_data.stderr
