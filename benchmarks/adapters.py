@@ -1,7 +1,7 @@
 """Role adapters: accuracy on unseen tools, memory, adapter switch, batched agents, training.
 
 Usage: python -u benchmarks/adapters.py [--limit N] [--sections accuracy,roles,memory,switch,
-                                          parallel,training]
+                                          parallel,training,steps]
 Needs the shipped adapters (chorus/role_adapters, `make adapters`) and the one-adapter
 baseline (benchmarks/adapters/generalist). Data: data/roles (its eval split holds tools no
 adapter saw in training). Results: printed as markdown and written to
@@ -42,6 +42,7 @@ from chorus.training.evaluation import (
 )
 from chorus.training.library import SHIPPED
 from chorus.training.manifest import read_manifest
+from chorus.training.trainer import completion_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "roles"
@@ -63,32 +64,32 @@ def accuracy(model: chorus.Model, limit: int | None) -> list[dict]:
     calling = spread([e for e in episodes if e["calls"]], limit)
     silent = [e for e in episodes if not e["calls"]]
     tools = read_tools(DATA)
-    setups = [("(a) base model, constrained", None, None),
-              ("(b) one adapter for all roles", "generalist", "generalist"),
-              ("(c) planner + caller role adapters", "planner", "caller")]
+    setups = [("(a) base model, constrained", None, None, False),
+              ("(a) base model, constrained", None, None, True),
+              ("(b) one adapter for all roles", "generalist", "generalist", True),
+              ("(c) planner + caller role adapters", "planner", "caller", True)]
     rows = []
-    for label, planner, caller in setups:
-        for gated in (True, False):
-            started = time.perf_counter()
-            predicted = team_calls(model, calling, tools, planner=planner, caller=caller,
-                                   gated=gated)
-            seconds = time.perf_counter() - started
-            row = {"setup": label, "pipeline": "planner -> caller" if gated else "caller only",
-                   "requests": len(calling), "seconds": round(seconds, 1)}
-            for kind in ("single", "double", None):
-                pairs = [(p, e) for p, e in zip(predicted, calling, strict=True)
-                         if kind is None or e["kind"] == kind]
-                key = kind or "all"
-                row[f"{key}_names"] = _share(same_names(p, e["calls"]) for p, e in pairs)
-                row[f"{key}_arguments"] = _share(same_calls(p, e["calls"]) for p, e in pairs)
-                row[f"{key}_n"] = len(pairs)
-            if gated:  # requests that need no tool: right when the planner makes no call
-                quiet = team_calls(model, silent, tools, planner=planner, caller=caller)
-                row["no_call_right"] = _share(not calls for calls in quiet)
-                row["no_call_n"] = len(silent)
-            rows.append(row)
-            print(f"  {label}, {row['pipeline']}: names {row['all_names']:.1%}, arguments "
-                  f"{row['all_arguments']:.1%} ({seconds:.0f} s)", flush=True)
+    for label, planner, caller, gated in setups:
+        started = time.perf_counter()
+        predicted = team_calls(model, calling, tools, planner=planner, caller=caller,
+                               gated=gated)
+        seconds = time.perf_counter() - started
+        row = {"setup": label, "pipeline": "planner -> caller" if gated else "caller only",
+               "requests": len(calling), "seconds": round(seconds, 1)}
+        for kind in ("single", "double", None):
+            pairs = [(p, e) for p, e in zip(predicted, calling, strict=True)
+                     if kind is None or e["kind"] == kind]
+            key = kind or "all"
+            row[f"{key}_names"] = _share(same_names(p, e["calls"]) for p, e in pairs)
+            row[f"{key}_arguments"] = _share(same_calls(p, e["calls"]) for p, e in pairs)
+            row[f"{key}_n"] = len(pairs)
+        if gated:  # requests that need no tool: right when the planner makes no call
+            quiet = team_calls(model, silent, tools, planner=planner, caller=caller)
+            row["no_call_right"] = _share(not calls for calls in quiet)
+            row["no_call_n"] = len(silent)
+        rows.append(row)
+        print(f"  {label}, {row['pipeline']}: names {row['all_names']:.1%}, arguments "
+              f"{row['all_arguments']:.1%} ({seconds:.0f} s)", flush=True)
     return rows
 
 
@@ -111,9 +112,11 @@ def memory() -> dict:
     process = psutil.Process()
     before = process.memory_info().rss
     model = chorus.load_model(dtype="float32", show_progress=False)
+    model.generate("Hi", max_new_tokens=1)  # weights are mapped lazily: touch them all
     with_base = process.memory_info().rss
     for role in ROLES:
         model.adapters.load(SHIPPED / role, name=role)
+        model.generate("Hi", adapter=role, max_new_tokens=1)
     with_adapters = process.memory_info().rss
     base_bytes = sum(p.numel() * p.element_size()
                      for name, p in model.adapters.module.named_parameters() if "lora_" not in name)
@@ -195,6 +198,40 @@ def parallel(model: chorus.Model, rounds: int = 3, tokens: int = 48) -> dict:
             "batches_per_round": (model.coalescer.batches - batches_before) / rounds}
 
 
+def step_time(repeats: int = 3) -> dict:
+    """One LoRA training step (batch 4 of 256 random tokens, 48 of them the completion),
+    with the full logits or only the completion's, in fp32 or under bf16 autocast."""
+    model = chorus.load_model(dtype="float32", show_progress=False)
+    model.adapters.create("probe", seed=0)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 40000, (4, 256), generator=generator)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+             "spans": torch.tensor([(208, 256)] * 4)}
+    timings = {}
+    with model.adapters.trainable("probe") as (module, parameters):
+        optimizer = torch.optim.AdamW(parameters, lr=1e-4)
+        for label, precision, full in (("fp32, full logits", "float32", True),
+                                       ("fp32, completion logits", "float32", False),
+                                       ("bf16, full logits", "bfloat16", True),
+                                       ("bf16, completion logits", "bfloat16", False)):
+            seconds = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                if full:
+                    with torch.autocast("cpu", dtype=torch.bfloat16,
+                                        enabled=precision == "bfloat16"):
+                        loss = module(input_ids=ids, labels=ids).loss
+                else:
+                    loss = completion_loss(module, batch, precision)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                seconds.append(time.perf_counter() - started)
+            timings[label] = statistics.median(seconds)
+            print(f"  step, {label}: {timings[label]:.2f} s", flush=True)
+    return timings
+
+
 def training() -> list[dict]:
     rows = []
     for path in [SHIPPED / "backbone", *(SHIPPED / r for r in ROLES), GENERALIST]:
@@ -213,7 +250,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None,
                         help="requests per accuracy run / examples per role (default: all)")
-    parser.add_argument("--sections", default="accuracy,roles,memory,switch,parallel,training")
+    parser.add_argument("--sections",
+                        default="accuracy,roles,memory,switch,parallel,training,steps")
     args = parser.parse_args()
     torch.manual_seed(0)
     sections = args.sections.split(",")
@@ -224,7 +262,7 @@ def main() -> None:
     if "memory" in sections:  # first: before anything else is loaded in this process
         results["memory"] = memory()
         print("memory", results["memory"], flush=True)
-    model = load() if set(sections) - {"memory", "training"} else None
+    model = load() if set(sections) - {"memory", "training", "steps"} else None
     if "accuracy" in sections:
         results["accuracy"] = accuracy(model, args.limit)
     if "roles" in sections:
@@ -237,6 +275,8 @@ def main() -> None:
         print("parallel", results["parallel"], flush=True)
     if "training" in sections:
         results["training"] = training()
+    if "steps" in sections:
+        results["steps"] = step_time()
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     print_markdown(results)
 
@@ -256,7 +296,7 @@ def print_markdown(results: dict) -> None:
         for row in results["roles"]:
             scores = ", ".join(f"{name} {row[name]:.1%}" for name in METRICS[row["role"]])
             print(f"| {row['role']} | {row['adapter']} | {row['examples']} | {scores} |")
-    for key in ("memory", "switch", "parallel"):
+    for key in ("memory", "switch", "parallel", "steps"):
         if key in results:
             print(f"\n{key}: " + ", ".join(f"{k} {v:.2f}" for k, v in results[key].items()))
     for row in results.get("training", []):

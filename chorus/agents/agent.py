@@ -6,6 +6,7 @@ adapter, so any number of agents share one set of base weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from string import Template
 from typing import Any
@@ -52,8 +53,9 @@ class Agent:
             output=self.output, adapter=self.adapter, max_new_tokens=self.max_new_tokens,
             stop_on_repeated_line=self.stop_on_repeated_line)
 
-    def run(self, model: Model, task: str, trajectory: list[Step] = (), **fields: str
-            ) -> AgentReply:
-        generation = model.complete(self.request(task, trajectory, **fields))
+    def run(self, model: Model, task: str, trajectory: list[Step] = (),
+            on_text: Callable[[str], None] | None = None, **fields: str) -> AgentReply:
+        """`on_text` receives the reply's text pieces as they are generated."""
+        generation = model.complete(self.request(task, trajectory, **fields), on_text=on_text)
         value = generation.value if self.output is not None else generation.text
         return AgentReply(agent=self.name, value=value, generation=generation)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.prompt import Confirm
 from rich.tree import Tree
 
 from chorus.errors import ChorusError
@@ -33,7 +34,13 @@ def run_graph(args, load_model, console: Console) -> int:
 
     if args.thread and runner.pending(args.thread):
         console.print(f"[yellow]resuming thread {args.thread} from its last checkpoint[/]")
-    result = runner.run(args.input, thread_id=args.thread, on_update=show)
+    def confirm(request: dict) -> bool:
+        call = f"{request['confirm']}({json.dumps(request['arguments'], ensure_ascii=False)})"
+        return Confirm.ask(f"Run {call}?", console=console, default=False)
+
+    # A tool that needs confirmation is declined when there is nobody at a terminal to ask.
+    result = runner.run(args.input, thread_id=args.thread, on_update=show,
+                        confirm=confirm if sys.stdin.isatty() else None)
     console.print(f"[dim]run {result.run_id} on thread {result.thread_id}; "
                   f"`chorus trace show {result.run_id}` for the trace[/]", highlight=False)
     print(result.answer)
@@ -81,7 +88,13 @@ def show_trace(args, console: Console) -> int:
             console.print(f"{run['run_id']}  {run['status']:<11} {run['graph']:<10} "
                           f"{_clip(run['input'], 60)}", highlight=False)
         return 0
-    run = traces.run(args.run_id)
+    console.print(trace_tree(traces, args.run_id))
+    return 0
+
+
+def trace_tree(traces, run_id: str) -> Tree:
+    """One run's steps: agent, adapter, tokens and time of each, then the answer."""
+    run = traces.run(run_id)
     tree = Tree(f"[bold]run {run['run_id']}[/] · graph {run['graph']} · thread "
                 f"{run['thread_id']} · {run['status']}")
     tree.add(f"[bold]input:[/] {run['input']}")
@@ -96,8 +109,7 @@ def show_trace(args, console: Console) -> int:
         tree.add(label).add(_clip(step["output"], 300))
     if run["answer"]:
         tree.add(f"[bold green]answer:[/] {run['answer']}")
-    console.print(tree)
-    return 0
+    return tree
 
 
 def _clip(text: str | None, limit: int = 160) -> str:

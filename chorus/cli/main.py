@@ -107,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(dvr)
     dvr.set_defaults(handler=lambda a: dvr_command.run_dvr(a, _load, err))
 
+    chat = commands.add_parser("chat", help="talk to a graph of agents in the terminal: "
+                                            "live steps, tool calls, slash commands")
+    chat.add_argument("--graph", default="tool_use",
+                      help="graph YAML file or built-in name (default: tool_use)")
+    chat.add_argument("--resume", metavar="THREAD", help="continue an earlier conversation")
+    chat.add_argument("--store", help="folder of checkpoints and traces "
+                                      "(default: CHORUS_HOME/runs)")
+    _model_options(chat)
+    chat.set_defaults(handler=_chat)
+
     memory_commands.register(commands)
     adapter_commands.register(commands, _model_options, _load)
     return parser
@@ -159,6 +169,12 @@ def _footer(result) -> None:
     err.print(f"[dim]{result.prompt_tokens} prompt + {result.new_tokens} new tokens, "
               f"{result.tokens_per_s:.1f} tokens/s, {result.latency_s:.2f} s, "
               f"finish: {result.finish_reason}[/]", highlight=False)
+
+
+def _chat(args) -> int:
+    from chorus.cli.chat_command import run_chat  # langgraph and prompt_toolkit: load on use
+
+    return run_chat(args, _load, err)
 
 
 def _demo(args) -> int:

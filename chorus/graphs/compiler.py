@@ -13,7 +13,7 @@ from typing import Any
 from langgraph.graph import END as LG_END
 from langgraph.graph import START as LG_START
 from langgraph.graph import StateGraph
-from langgraph.types import Send
+from langgraph.types import Send, interrupt
 
 from chorus.agents import Agent, Step, call_step, roles
 from chorus.errors import GraphSpecError
@@ -22,6 +22,7 @@ from chorus.graphs.dvr_nodes import DVR_ROLES, dvr_node
 from chorus.graphs.spec import END, START, GraphSpec, NodeSpec, ToolSpec, import_object
 from chorus.graphs.state import RunState
 from chorus.tools import Tool, ToolRegistry, execute
+from chorus.tools.execution import Observation
 from chorus.training.library import resolve
 
 
@@ -145,9 +146,13 @@ def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphCon
 
     def run_agent(state: RunState, config) -> dict[str, Any]:
         steps = [Step.model_validate(step) for step in state.get("trajectory", [])]
-        reply = agent.run(context.model, state["task"], steps, tools=describe)
+        context.emit("agent_start", name, role=role, adapter=agent.adapter)
+        reply = agent.run(context.model, state["task"], steps, tools=describe,
+                          on_text=lambda text: context.emit("token", name, text=text))
         output = reply.value.model_dump(by_alias=True) \
             if hasattr(reply.value, "model_dump") else reply.value
+        context.emit("agent_done", name, role=role, output=output,
+                     generation=reply.generation)
         trace_step(context, config, name, "agent", output, agent=agent.name,
                adapter=agent.adapter, generation=reply.generation,
                constraint=type(agent.output).__name__ if agent.output else None)
@@ -156,6 +161,14 @@ def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphCon
         return update
 
     return run_agent
+
+
+def _confirmed(tool: str, arguments: dict[str, Any]) -> bool:
+    """Pause the run (a LangGraph interrupt, checkpointed) until the user answers; the run
+    resumes with True or False. The node re-runs from its start on resume, so nothing
+    before this point may have side effects."""
+    answer = interrupt({"confirm": tool, "arguments": arguments})
+    return answer is True
 
 
 def _role_update(role: str, value: Any) -> dict[str, Any]:
@@ -180,7 +193,17 @@ def _tools_node(name: str, context: GraphContext):
         if call is None:
             content = "No tool call was made."
         else:
-            observation = execute(context.tools.get(call["name"]), call.get("arguments", {}))
+            tool = context.tools.get(call["name"])
+            arguments = call.get("arguments", {})
+            if tool.needs_confirmation and not _confirmed(tool.name, arguments):
+                observation = Observation(tool=tool.name, arguments=arguments,
+                                          status="not_executed",
+                                          content="The user declined to run this call.")
+            else:
+                context.emit("tool_call", name, tool=tool.name, arguments=arguments)
+                observation = execute(tool, arguments)
+            context.emit("tool_result", name, tool=tool.name, status=observation.status,
+                         content=observation.content)
             content = f"{call['name']}: {observation.content}"
             trace_step(context, config, name, "tool", observation.model_dump())
         return {"trajectory": [Step(kind="observation", content=content).model_dump()],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chorus.graphs.events import EventKind, EventSink, GraphEvent
 from chorus.memory import RefinementRepository, TraceStore
 from chorus.runtime import Model
 from chorus.tools import ToolRegistry
@@ -16,6 +17,11 @@ class GraphContext:
     tools: ToolRegistry
     traces: TraceStore | None = None
     refinements: RefinementRepository | None = None  # the DVR graph's few-shot memory
+    events: EventSink | None = None  # the live display of the current run, if any
+
+    def emit(self, kind: EventKind, node: str, **data: Any) -> None:
+        if self.events is not None:
+            self.events(GraphEvent(kind, node, data))
 
 
 def trace_step(context: GraphContext, config, node: str, kind: str, output: Any, *,

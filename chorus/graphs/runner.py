@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command, Interrupt
 
 from chorus.errors import ChorusError
 from chorus.graphs.compiler import build_tools, compile_graph, with_adapters
 from chorus.graphs.context import GraphContext
+from chorus.graphs.events import EventSink
 from chorus.graphs.spec import GraphSpec
 from chorus.graphs.state import fresh_input
 from chorus.memory import RefinementRepository, TraceStore
@@ -22,6 +24,7 @@ from chorus.runtime.sources import chorus_home
 from chorus.tools import Tool
 
 UpdateSink = Callable[[str, dict[str, Any]], None]  # (node, the state update it wrote)
+Confirm = Callable[[dict[str, Any]], bool]  # {"confirm": tool, "arguments": {...}} -> run it?
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class GraphRunner:
         self.context = GraphContext(model=model, tools=build_tools(self.spec, list(tools)),
                                     traces=self.traces, refinements=refinements)
         self.graph = compile_graph(self.spec, self.context, checkpointer=self.checkpointer)
+        self.last_run_id: str | None = None
 
     def pending(self, thread_id: str) -> bool:
         """Did a run on this thread stop before finishing?"""
@@ -59,12 +63,16 @@ class GraphRunner:
         return self.graph.get_state({"configurable": {"thread_id": thread_id}})
 
     def run(self, task: str | None, *, thread_id: str | None = None,
-            on_update: UpdateSink | None = None) -> RunResult:
+            on_update: UpdateSink | None = None, events: EventSink | None = None,
+            confirm: Confirm | None = None, fresh: bool = False) -> RunResult:
         """Start `task` on a thread, or, if that thread's last run did not finish, resume it
-        from its last checkpoint (finished tool calls are not repeated)."""
+        from its last checkpoint (finished tool calls are not repeated); `fresh` starts
+        `task` anyway. `events` receives the live steps (chorus.graphs.events). A tool that
+        needs confirmation pauses the run until `confirm({"confirm": tool, "arguments"})`
+        answers; without `confirm` such calls are declined."""
         thread_id = thread_id or uuid.uuid4().hex[:12]
         snapshot = self._snapshot(thread_id)
-        resumed = bool(snapshot.next)
+        resumed = bool(snapshot.next) and not fresh
         config = {"configurable": {"thread_id": thread_id}}
         if resumed:
             task = snapshot.values.get("task", task)
@@ -74,23 +82,39 @@ class GraphRunner:
         else:
             graph_input = fresh_input(task)
         run_id = self.traces.start_run(thread_id=thread_id, graph=self.spec.name, task=task)
+        self.last_run_id = run_id  # known even when the run is interrupted
         config["configurable"]["run_id"] = run_id
         config["recursion_limit"] = self.spec.max_steps
         status = "failed"
+        self.context.events = events
         try:
-            # "sync": each step's checkpoint is on disk before the next step starts, so a
-            # crash never loses a finished step (LangGraph's default writes them async).
-            for update in self.graph.stream(graph_input, config, stream_mode="updates",
-                                            durability="sync"):
-                for node, written in update.items():
-                    if on_update and isinstance(written, dict):
-                        on_update(node, written)
+            while True:
+                paused = self._stream(graph_input, config, on_update)
+                if not paused:
+                    break
+                answers = {item.id: bool(confirm and confirm(item.value)) for item in paused}
+                graph_input = Command(resume=answers)
             status = "done"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
+            self.context.events = None
             state = self.graph.get_state(config).values
             self.traces.finish_run(run_id, answer=state.get("answer"), status=status)
         return RunResult(run_id=run_id, thread_id=thread_id, answer=state.get("answer", ""),
                          state=state, resumed=resumed)
+
+    def _stream(self, graph_input, config, on_update: UpdateSink | None) -> list[Interrupt]:
+        """Run until the graph ends or pauses; the interrupts it paused on, if any."""
+        paused: list[Interrupt] = []
+        # "sync": each step's checkpoint is on disk before the next step starts, so a
+        # crash never loses a finished step (LangGraph's default writes them async).
+        for update in self.graph.stream(graph_input, config, stream_mode="updates",
+                                        durability="sync"):
+            for node, written in update.items():
+                if node == "__interrupt__":
+                    paused.extend(written)
+                elif on_update and isinstance(written, dict):
+                    on_update(node, written)
+        return paused

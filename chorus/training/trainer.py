@@ -80,7 +80,8 @@ class TrainingResult:
 
 def train(model: Model, plan: TrainingPlan, *, command: str | None = None,
           on_step: StepCallback | None = None, restart: bool = False) -> TrainingResult:
-    """Train adapter `plan.name` and save it with its manifest in `plan.output`."""
+    """Train adapter `plan.name` (replacing one of that name on `model`) and save it with
+    its manifest in `plan.output`; an unfinished run there is resumed."""
     output = Path(plan.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     examples, skipped = _encoded(model, plan)

@@ -1,0 +1,1 @@
+"""Interactive terminal sessions: `chorus chat`."""
