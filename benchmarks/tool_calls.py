@@ -24,23 +24,10 @@ import psutil
 from chorus.agents.roles import caller, describe_tools, planner, unique_calls
 from chorus.runtime import GenerationRequest, load_model
 from chorus.tools import ToolRegistry
+from chorus.training.evaluation import canonical
 
 DATA = Path(__file__).parent / "data"
 UNCONSTRAINED_BUDGET = 160
-
-
-def canonical(calls: list[dict]) -> list[str]:
-    def normal(value):
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, dict):
-            return {key: normal(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [normal(item) for item in value]
-        return value
-
-    return sorted(json.dumps({"name": c.get("name"), "arguments": normal(c.get("arguments"))},
-                             sort_keys=True) for c in calls)
 
 
 def parse_free_text(text: str) -> list[dict] | None:
