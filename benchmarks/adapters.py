@@ -29,19 +29,14 @@ import psutil
 import torch
 
 import chorus
+from chorus.agents import get_role
+from chorus.agents.calling import choose_calls_batch
+from chorus.agents.scoring import same_calls, same_names
 from chorus.runtime import GenerationRequest
-from chorus.training.evaluation import (
-    METRICS,
-    evaluate_role,
-    read_episodes,
-    read_tools,
-    same_calls,
-    same_names,
-    spread,
-    team_calls,
-)
-from chorus.training.library import SHIPPED
-from chorus.training.manifest import read_manifest
+from chorus.runtime.library import SHIPPED
+from chorus.runtime.manifest import read_manifest
+from chorus.tools import ToolRegistry
+from chorus.training.evaluation import evaluate_role, read_episodes, read_tools, spread
 from chorus.training.trainer import completion_loss
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +54,17 @@ def load() -> chorus.Model:
     return model
 
 
+def team_calls(model: chorus.Model, episodes: list[dict], tools: dict, *, planner: str | None,
+               caller: str | None, gated: bool = True) -> list[list[dict]]:
+    """The calls `chorus call` makes for each episode (planned: the tool_use graph's first
+    steps); a failed constrained output counts as no call."""
+    requests = [(e["task"], ToolRegistry([tools[name] for name in e["tools"]]))
+                for e in episodes]
+    found = choose_calls_batch(model, requests, strategy="planned" if gated else "direct",
+                               adapters={"planner": planner, "caller": caller})
+    return [calls or [] for calls in found]
+
+
 def accuracy(model: chorus.Model, limit: int | None) -> list[dict]:
     episodes = read_episodes(DATA)
     calling = spread([e for e in episodes if e["calls"]], limit)
@@ -74,7 +80,8 @@ def accuracy(model: chorus.Model, limit: int | None) -> list[dict]:
         predicted = team_calls(model, calling, tools, planner=planner, caller=caller,
                                gated=gated)
         seconds = time.perf_counter() - started
-        row = {"setup": label, "pipeline": "planner -> caller" if gated else "caller only",
+        pipeline = "planner -> caller" if gated else "caller (may answer [])"
+        row = {"setup": label, "pipeline": pipeline,
                "requests": len(calling), "seconds": round(seconds, 1)}
         for kind in ("single", "double", None):
             pairs = [(p, e) for p, e in zip(predicted, calling, strict=True)
@@ -294,7 +301,7 @@ def print_markdown(results: dict) -> None:
     if "roles" in results:
         print("\n| role | adapter | n | scores |\n| --- | --- | --- | --- |")
         for row in results["roles"]:
-            scores = ", ".join(f"{name} {row[name]:.1%}" for name in METRICS[row["role"]])
+            scores = ", ".join(f"{name} {row[name]:.1%}" for name in get_role(row["role"]).metrics)
             print(f"| {row['role']} | {row['adapter']} | {row['examples']} | {scores} |")
     for key in ("memory", "switch", "parallel", "steps"):
         if key in results:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from chorus.agents.dividing import divide, merge
 from chorus.agents.dvr import DivideVerifyRefine, answer_request
+from chorus.checks import check_all, parse_constraint
 from chorus.memory import RefinementRepository
 from chorus.runtime import load_model
-from chorus.tools.constraints import check_all, parse_constraint
 
 HERE = Path(__file__).parent
 DATA = HERE / "data"

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import psutil
 
-from chorus.agents.roles import caller, describe_tools, planner, unique_calls
+from chorus.agents.calling import choose_calls_batch
+from chorus.agents.roles import caller, describe_tools
+from chorus.agents.scoring import canonical
 from chorus.runtime import GenerationRequest, load_model
 from chorus.tools import ToolRegistry
-from chorus.training.evaluation import canonical
 
 DATA = Path(__file__).parent / "data"
 UNCONSTRAINED_BUDGET = 160
@@ -70,33 +71,12 @@ def run_unconstrained(model, tools, described, examples, size):
     return outputs
 
 
-def run_constrained(model, tools, described, examples, size):
-    agent = caller(tools, min_calls=0)
-    outputs = []
-    for chunk in batched(examples, size):
-        requests = [agent.request(e["request"], tools=described) for e in chunk]
-        for result in model.generate_batch(requests):
-            outputs.append(None if result.error else unique_calls(result.value))
-    return outputs
-
-
-def run_planned(model, tools, described, examples, size):
-    plan_agent, call_agent = planner(), caller(tools, min_calls=1)
-    outputs: list = [None] * len(examples)
-    needs_call = []
-    for offset, chunk in enumerate(batched(examples, size)):
-        requests = [plan_agent.request(e["request"], tools=described) for e in chunk]
-        for index, result in enumerate(model.generate_batch(requests)):
-            position = offset * size + index
-            if result.error is None and result.value.next == "call":
-                needs_call.append(position)
-            else:
-                outputs[position] = [] if result.error is None else None
-    for chunk in batched(needs_call, size):
-        requests = [call_agent.request(examples[p]["request"], tools=described) for p in chunk]
-        for position, result in zip(chunk, model.generate_batch(requests), strict=True):
-            outputs[position] = None if result.error else unique_calls(result.value)
-    return outputs
+def run_chosen(strategy: str):
+    """What `chorus call --strategy STRATEGY` answers: the code users run."""
+    def run(model, tools, _described, examples, size):
+        requests = [(example["request"], tools) for example in examples]
+        return choose_calls_batch(model, requests, strategy=strategy, batch_size=size)
+    return run
 
 
 def score(examples, outputs) -> dict:
@@ -128,8 +108,8 @@ def main() -> None:
     described = describe_tools(tools)
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores; model {model.name}, "
           f"{args.dtype}; {len(examples)} requests over {len(tools)} tools; batch {args.batch}")
-    methods = {"unconstrained": run_unconstrained, "constrained": run_constrained,
-               "planned": run_planned}
+    methods = {"unconstrained": run_unconstrained, "constrained": run_chosen("direct"),
+               "planned": run_chosen("planned")}
     rows = []
     for name in args.methods.split(","):
         started = time.perf_counter()

@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 
 import chorus
 from chorus.errors import AdapterError, ChorusError
+from chorus.runtime.manifest import read_manifest
 from chorus.training.dataset import collate, encode
 from chorus.training.examples import generate
-from chorus.training.manifest import read_manifest
 from chorus.training.trainer import TrainingPlan, checkpoint_of, completion_loss, train
 
 

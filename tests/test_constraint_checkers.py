@@ -8,8 +8,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from chorus.errors import ConstraintSpecError
-from chorus.tools.constraints import (
+from chorus.checks import (
     CONSTRAINT_TYPES,
     LANGUAGES,
     CheckResult,
@@ -19,7 +18,8 @@ from chorus.tools.constraints import (
     find_conflicts,
     parse_constraint,
 )
-from chorus.tools.constraints.base import paragraphs, sentences, words
+from chorus.checks.base import paragraphs, sentences, words
+from chorus.errors import ConstraintSpecError
 
 
 def check(data: dict[str, Any], text: str) -> CheckResult:

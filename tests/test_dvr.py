@@ -13,10 +13,10 @@ from test_graphs_tiny import _chorus
 
 from chorus.agents.dividing import Division, divide
 from chorus.agents.dvr import DivideVerifyRefine, DvrOutcome
+from chorus.checks import parse_constraint
 from chorus.errors import RepositoryError
 from chorus.graphs import GraphRunner, builtin_graph, load_spec
 from chorus.memory import RefinementRepository
-from chorus.tools.constraints import parse_constraint
 
 SHORT = 16  # the tiny model's answers are noise: short noise keeps the tests fast
 

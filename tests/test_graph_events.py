@@ -57,7 +57,7 @@ def test_events_follow_the_run_and_tokens_rebuild_each_reply(tiny, tmp_path):
                        e.node == "answer")
     assert streamed == result.answer
     start = events[0]
-    assert start.data == {"role": "caller", "adapter": None}
+    assert start.data == {"role": "caller", "adapter": None, "answers": False}
 
 
 def test_without_confirmation_a_tool_that_needs_it_is_not_run(tiny, tmp_path):

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from chorus.agents.dividing import divide
-from chorus.tools.constraints import parse_constraint
-from chorus.tools.constraints.phrasing import number, read_constraints, relation
+from chorus.checks import parse_constraint
+from chorus.checks.phrasing import number, read_constraints, relation
 
 DATA = Path(__file__).parent.parent / "benchmarks" / "data"
 

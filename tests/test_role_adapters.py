@@ -14,9 +14,8 @@ from chorus.errors import AdapterError, AdapterNotFoundError
 from chorus.graphs import GraphRunner
 from chorus.graphs.compiler import with_adapters
 from chorus.graphs.spec import load_spec
-from chorus.runtime import GenerationRequest
-from chorus.training import library
-from chorus.training.manifest import AdapterManifest, BaseModelRecord, write_manifest
+from chorus.runtime import GenerationRequest, library
+from chorus.runtime.manifest import AdapterManifest, BaseModelRecord, write_manifest
 from tests.test_graphs_tiny import _chorus
 
 

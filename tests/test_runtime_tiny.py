@@ -21,7 +21,7 @@ from chorus.errors import (
     OutputTruncatedError,
     UnsupportedSchemaError,
 )
-from chorus.runtime import GenerationRequest, GenerationResult, JsonSchema, Regex, as_constraint
+from chorus.runtime import GenerationRequest, GenerationResult, JsonSchema, Regex, as_output
 
 PROMPT = "Tell me a story about a cat."
 
@@ -295,7 +295,7 @@ def test_a_schema_llguidance_cannot_enforce_is_unsupported(tiny: chorus.Model, s
     JsonSchema(schema)  # passes the JSON Schema meta-check ...
     with pytest.raises(UnsupportedSchemaError, match=reason):  # ... but not the grammar's
         tiny.generate(PROMPT, output=schema, max_new_tokens=5)
-    assert as_constraint(schema) not in tiny.backend.grammars
+    assert as_output(schema) not in tiny.backend.grammars
 
 
 def test_an_invalid_schema_is_rejected_before_generation(tiny: chorus.Model):
@@ -308,10 +308,10 @@ def test_compiled_grammars_are_cached(tiny: chorus.Model):
               "required": ["x"]}
     reordered = {"required": ["x"], "type": "object",
                  "properties": {"x": {"maximum": 9, "type": "integer"}}}
-    assert as_constraint(schema) not in tiny.backend.grammars
+    assert as_output(schema) not in tiny.backend.grammars
     first = tiny.generate(PROMPT, output=schema, max_new_tokens=20)
-    assert as_constraint(schema) in tiny.backend.grammars
-    assert as_constraint(reordered) in tiny.backend.grammars
+    assert as_output(schema) in tiny.backend.grammars
+    assert as_output(reordered) in tiny.backend.grammars
     assert Regex("[a-z]") not in tiny.backend.grammars
     # The cached grammar starts every generation afresh.
     assert tiny.generate(PROMPT, output=schema, max_new_tokens=20).text == first.text

@@ -14,7 +14,7 @@ from typing import Any
 from chorus.agents.prompting import load_template, render
 from chorus.agents.trajectory import Step, render_trajectory
 from chorus.runtime import GenerationRequest, GenerationResult, Model
-from chorus.runtime.constraints import Constraint, as_constraint
+from chorus.runtime.outputs import OutputType, as_output
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,14 @@ class Agent:
     name: str
     instructions: Template | str
     adapter: str | None = None
-    output: Constraint | None = None  # None: free text
+    output: OutputType | None = None  # None: free text
     max_new_tokens: int = 256
     fields: dict[str, str] = field(default_factory=dict)  # template fields fixed at creation
     stop_on_repeated_line: bool = False  # for free text: cut a small model's loops
 
     def __post_init__(self) -> None:
         if self.output is not None:
-            object.__setattr__(self, "output", as_constraint(self.output))
+            object.__setattr__(self, "output", as_output(self.output))
 
     @classmethod
     def from_template(cls, name: str, template: str | None = None, **options: Any) -> Agent:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from chorus.agents.agent import Agent
+from chorus.checks import CONSTRAINT_TYPES, constraints_schema, parse_constraint
+from chorus.checks.phrasing import read_constraints
+from chorus.checks.registry import signature
 from chorus.errors import ChorusError, ConstraintSpecError
 from chorus.runtime import Model
-from chorus.tools.constraints import CONSTRAINT_TYPES, constraints_schema, parse_constraint
-from chorus.tools.constraints.phrasing import read_constraints
-from chorus.tools.constraints.registry import signature
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ MAX_CONSTRAINTS = 6
 @dataclass(frozen=True)
 class Division:
     instruction: str
-    constraints: list[Any]  # constraint models of chorus.tools.constraints
+    constraints: list[Any]  # constraint models of chorus.checks
 
 
 def describe_types() -> str:

@@ -15,11 +15,11 @@ from typing import Any
 
 from chorus.agents.dividing import Division, divide
 from chorus.agents.prompting import load_template, render
+from chorus.checks import CheckResult, check_all, parse_constraint
+from chorus.checks.conflicts import conflicting_pairs
 from chorus.errors import ConstraintSpecError, RepositoryError
 from chorus.memory import Refinement, RefinementRepository
 from chorus.runtime import GenerationRequest, Model
-from chorus.tools.constraints import CheckResult, check_all, parse_constraint
-from chorus.tools.constraints.conflicts import conflicting_pairs
 
 log = logging.getLogger(__name__)
 
@@ -284,10 +284,9 @@ class DivideVerifyRefine:
     def generate_texts(self, requests: list[GenerationRequest], phase: str,
                        on_progress: ProgressSink | None) -> list[str]:
         """Texts of the requests, run `batch_size` rows at a time."""
-        texts: list[str] = []
-        for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start:start + self.batch_size]
-            texts.extend(result.text.strip() for result in self.model.generate_batch(chunk))
-            if on_progress:
-                on_progress(phase, len(texts), len(requests))
-        return texts
+        def done(count: int) -> None:
+            on_progress(phase, count, len(requests))
+
+        results = self.model.generate_chunked(requests, self.batch_size,
+                                              on_batch=done if on_progress else None)
+        return [result.text.strip() for result in results]

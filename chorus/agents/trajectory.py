@@ -14,9 +14,24 @@ class Step(BaseModel):
     data: dict[str, Any] | None = None  # the call or observation, structured
 
 
+# One constructor per kind: the graph at run time and the training data both write steps
+# through these, so the text an adapter learns from is the text it will be shown.
+
+def thought_step(text: str) -> Step:
+    return Step(kind="thought", content=text)
+
+
 def call_step(name: str, arguments: dict[str, Any]) -> Step:
     return Step(kind="call", content=f"{name}({json.dumps(arguments, ensure_ascii=False)})",
                 data={"name": name, "arguments": arguments})
+
+
+def observation_step(tool: str, content: str) -> Step:
+    return Step(kind="observation", content=f"{tool}: {content}")
+
+
+def answer_step(text: str) -> Step:
+    return Step(kind="answer", content=text)
 
 
 _LABELS = {"thought": "Plan", "call": "Call", "observation": "Result", "answer": "Answer",

@@ -89,7 +89,7 @@ def _tools(state: ChatState, _argument: str) -> None:
 
 
 def _adapters(state: ChatState, _argument: str) -> None:
-    from chorus.training.library import available
+    from chorus.runtime.library import available
 
     registry = state.session.runner.context.model.adapters
     users = {}
@@ -128,7 +128,7 @@ def _memory(state: ChatState, argument: str) -> None:
 
 
 def _trace(state: ChatState, _argument: str) -> None:
-    from chorus.cli.graph_commands import trace_tree
+    from chorus.display import trace_tree
 
     if state.session.last_run_id is None:
         state.console.print("No turn has run yet in this session.")

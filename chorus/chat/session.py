@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chorus.agents.calling import conversation_task
-from chorus.chat.transcript import Message, Transcripts
+from chorus.chat.transcript import ChatMessage, Transcripts
 from chorus.errors import ChorusError
 from chorus.graphs import GraphRunner, GraphSpec
 from chorus.graphs.events import EventSink
@@ -43,7 +43,7 @@ class ChatSession:
     def spec(self) -> GraphSpec:
         return self.runner.spec  # adapters resolved
 
-    def history(self) -> list[Message]:
+    def history(self) -> list[ChatMessage]:
         return self.transcripts.messages(self.thread)
 
     def unfinished(self) -> bool:

@@ -27,7 +27,7 @@ CREATE INDEX IF NOT EXISTS messages_by_thread ON messages(thread, id);
 
 
 @dataclass(frozen=True)
-class Message:
+class ChatMessage:
     role: str  # "user" or "assistant"
     content: str
     run_id: str | None
@@ -75,10 +75,10 @@ class Transcripts:
             raise ChorusError(f"Thread '{thread}' has no unfinished turn")
         return row[0]
 
-    def messages(self, thread: str) -> list[Message]:
+    def messages(self, thread: str) -> list[ChatMessage]:
         rows = self._db.execute("SELECT role, content, run_id, status FROM messages "
                                 "WHERE thread = ? ORDER BY id", (thread,)).fetchall()
-        return [Message(*row) for row in rows]
+        return [ChatMessage(*row) for row in rows]
 
     def recent_threads(self, limit: int = 10) -> list[dict]:
         rows = self._db.execute(

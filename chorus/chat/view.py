@@ -47,7 +47,7 @@ class TurnView:
         self.console.print(f"[bold cyan]▸ {escape(event.node)}[/] [dim]· "
                            f"{escape(event.data.get('role', ''))} · adapter "
                            f"{escape(adapter)}[/]", highlight=False)
-        if event.data.get("role") == "summarizer" and self.streams and self._active == 1:
+        if event.data.get("answers") and self.streams and self._active == 1:
             self._answer = ""
             self._live = Live(Markdown(""), console=self.console, refresh_per_second=8,
                               vertical_overflow="visible")
@@ -75,19 +75,13 @@ class TurnView:
             self.tokens += generation.prompt_tokens + generation.new_tokens
             self.new_tokens += generation.new_tokens
             self.generation_s += generation.latency_s
-        role, output = event.data.get("role"), event.data.get("output")
-        if self.verbose and not self.streams and role != "summarizer":
+        output = event.data.get("output")
+        if self.verbose and not self.streams and not event.data.get("answers"):
             text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
             self.console.print(f"  [dim]{escape(text)}[/]", highlight=False)
-        if role == "planner" and isinstance(output, dict):
-            self.console.print(f"  next: [bold]{escape(str(output.get('next')))}[/]"
-                               + (f" [dim]— {escape(str(output.get('thought', '')))}[/]"
-                                  if not self.verbose else ""), highlight=False)
-        elif role == "verifier" and isinstance(output, dict):
-            passed = output.get("pass")
-            mark = "[green]✓ pass[/]" if passed else "[red]✗ fail[/]"
-            self.console.print(f"  verdict: {mark} [dim]{escape(output.get('feedback', ''))}[/]",
-                               highlight=False)
+        headline = event.data.get("headline")  # the role's one line: a decision, a verdict
+        if headline:
+            self.console.print(f"  [bold]{escape(headline)}[/]", highlight=False)
 
     def _tool_call(self, event: GraphEvent) -> None:
         self._end_stream()

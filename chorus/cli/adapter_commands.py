@@ -20,7 +20,9 @@ from rich.table import Table
 
 from chorus.errors import ChorusError
 
-ROLE_CHOICES = ("planner", "caller", "summarizer", "verifier", "all")
+# Any role with examples in the data folder can be trained, also one of your own; the
+# built-in ones are named here so that the parser does not import the agents.
+BUILT_IN_ROLES = "planner, caller, summarizer, verifier"
 
 
 def register(commands: argparse._SubParsersAction, model_options, load) -> None:
@@ -36,9 +38,10 @@ def register(commands: argparse._SubParsersAction, model_options, load) -> None:
 
     train = actions.add_parser("train", help="train a role adapter (LoRA, CPU); an "
                                              "interrupted run resumes when run again")
-    train.add_argument("--role", required=True, choices=ROLE_CHOICES,
-                       help="whose examples to train on; 'all' for a backbone or a "
-                            "one-adapter-for-all baseline")
+    train.add_argument("--role", required=True,
+                       help=f"whose examples to train on (DATA/train/ROLE.jsonl): "
+                            f"{BUILT_IN_ROLES} or a role of your own; 'all' for a backbone "
+                            "or a one-adapter-for-all baseline")
     train.add_argument("--data", type=Path, required=True, help="folder from `adapters data`")
     train.add_argument("--from", dest="from_adapter",
                        help="continue from this adapter (name or folder), e.g. a backbone")
@@ -69,8 +72,8 @@ def register(commands: argparse._SubParsersAction, model_options, load) -> None:
     evaluate.add_argument("name", help="adapter name or folder")
     evaluate.add_argument("--data", type=Path, help="data folder (default: the one it was "
                                                     "trained on)")
-    evaluate.add_argument("--role", choices=ROLE_CHOICES[:-1],
-                          help="role to score (default: the adapter's role)")
+    evaluate.add_argument("--role", help=f"role to score: {BUILT_IN_ROLES} or one registered "
+                                         "from Python (default: the adapter's role)")
     evaluate.add_argument("--limit", type=int, default=40, help="examples (default 40)")
     evaluate.add_argument("--no-base", action="store_true", help="skip the base model run")
     model_options(evaluate)
@@ -94,14 +97,15 @@ def make_data(args) -> int:
 
 
 def train_adapter(args, load) -> int:
-    from chorus.training.dataset import ROLES, read_examples
-    from chorus.training.library import locate, user_adapters
+    from chorus.agents import role_names
+    from chorus.runtime.library import locate, user_adapters
+    from chorus.training.dataset import read_examples
     from chorus.training.trainer import TrainingPlan, train
 
     name = args.name or args.role
     output = args.out or user_adapters() / name
     plan = TrainingPlan(
-        name=name, roles=list(ROLES) if args.role == "all" else [args.role],
+        name=name, roles=role_names(trainable=True) if args.role == "all" else [args.role],
         data=str(args.data), output=str(output), steps=args.steps,
         batch_size=args.batch_size, learning_rate=args.learning_rate, rank=args.rank,
         seed=args.seed, precision=args.precision,
@@ -148,7 +152,7 @@ def _mean(values: list[float]) -> float:
 
 
 def list_adapters(args) -> int:
-    from chorus.training.library import available
+    from chorus.runtime.library import available
 
     items = available()
     if not items:
@@ -174,8 +178,8 @@ def show_adapter(args) -> int:
 
     from peft import LoraConfig
 
-    from chorus.training.library import locate
-    from chorus.training.manifest import read_manifest
+    from chorus.runtime.library import locate
+    from chorus.runtime.manifest import read_manifest
 
     path = locate(args.name)
     config = LoraConfig.from_pretrained(path)
@@ -194,9 +198,9 @@ def show_adapter(args) -> int:
 
 
 def evaluate_adapter(args, load) -> int:
+    from chorus.runtime.library import locate
+    from chorus.runtime.manifest import read_manifest
     from chorus.training.evaluation import evaluate_role
-    from chorus.training.library import locate
-    from chorus.training.manifest import read_manifest
 
     path = locate(args.name)
     manifest = read_manifest(path)
@@ -222,6 +226,6 @@ def evaluate_adapter(args, load) -> int:
 
 
 def _metric_names(role: str) -> list[str]:
-    from chorus.training.evaluation import METRICS
+    from chorus.agents import get_role
 
-    return METRICS[role]
+    return list(get_role(role).metrics)

@@ -21,7 +21,7 @@ from chorus.chat.session import ChatSession
 from chorus.chat.transcript import Transcripts
 from chorus.chat.view import TurnView
 from chorus.errors import ChorusError
-from chorus.runtime.sources import chorus_home
+from chorus.paths import chorus_home
 
 
 class LineReader:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.prompt import Confirm
-from rich.tree import Tree
 
+from chorus.display import clip, trace_tree
 from chorus.errors import ChorusError
 
 _SHOWN = {"decision", "pending_calls", "answer", "verdict"}
@@ -25,7 +25,7 @@ def run_graph(args, load_model, console: Console) -> int:
     def show(node: str, update: dict) -> None:
         for step in update.get("trajectory", []):
             console.print(f"[bold cyan]{node}[/] [dim]{step['kind']}:[/] "
-                          f"{_clip(step['content'])}", highlight=False, markup=True)
+                          f"{clip(step['content'])}", highlight=False, markup=True)
         if "verdict" in update and update["verdict"]:
             verdict = update["verdict"]
             colour = "green" if verdict.get("pass") else "red"
@@ -49,8 +49,8 @@ def run_graph(args, load_model, console: Console) -> int:
 
 def call_tools(args, load_model, console: Console) -> int:
     from chorus.agents.calling import choose_calls, conversation_task
+    from chorus.runtime.library import role_default
     from chorus.tools import ToolRegistry
-    from chorus.training.library import role_default
 
     tools = ToolRegistry.from_openai_file(args.tools)
     if args.messages:
@@ -67,8 +67,7 @@ def call_tools(args, load_model, console: Console) -> int:
     else:
         raise ChorusError("Give the request as TEXT or --messages FILE")
     model = load_model(args)
-    adapters = {} if args.no_adapters else {
-        role: role_default(model, role) for role in ("planner", "caller")}
+    adapters = {} if args.no_adapters else role_adapters(model)
     calls = choose_calls(model, tools, task, strategy=args.strategy, adapters=adapters)
     sys.stdout.write(json.dumps(calls, ensure_ascii=False) + "\n")
     return 0
@@ -86,32 +85,7 @@ def show_trace(args, console: Console) -> int:
     if args.run_id is None:
         for run in traces.recent_runs():
             console.print(f"{run['run_id']}  {run['status']:<11} {run['graph']:<10} "
-                          f"{_clip(run['input'], 60)}", highlight=False)
+                          f"{clip(run['input'], 60)}", highlight=False)
         return 0
     console.print(trace_tree(traces, args.run_id))
     return 0
-
-
-def trace_tree(traces, run_id: str) -> Tree:
-    """One run's steps: agent, adapter, tokens and time of each, then the answer."""
-    run = traces.run(run_id)
-    tree = Tree(f"[bold]run {run['run_id']}[/] · graph {run['graph']} · thread "
-                f"{run['thread_id']} · {run['status']}")
-    tree.add(f"[bold]input:[/] {run['input']}")
-    for step in traces.steps(run["run_id"]):
-        if step["kind"] == "agent":
-            label = (f"[cyan]{step['node']}[/] agent={step['agent']} "
-                     f"adapter={step['adapter'] or 'base'} · {step['prompt_tokens']}+"
-                     f"{step['new_tokens']} tokens · {step['latency_s']:.2f} s"
-                     + (f" · {step['constraint']}" if step["constraint"] else ""))
-        else:
-            label = f"[magenta]{step['node']}[/] tool"
-        tree.add(label).add(_clip(step["output"], 300))
-    if run["answer"]:
-        tree.add(f"[bold green]answer:[/] {run['answer']}")
-    return tree
-
-
-def _clip(text: str | None, limit: int = 160) -> str:
-    text = (text or "").replace("\n", " ")
-    return text if len(text) <= limit else text[:limit] + "…"

@@ -138,7 +138,7 @@ def _load(args):
 
 def _generate(args) -> int:
     from chorus.runtime import Regex
-    from chorus.training.library import ensure_loaded
+    from chorus.runtime.library import ensure_loaded
 
     model = _load(args)
     output = None

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from chorus.display import clip
 from chorus.errors import ChorusError
 from chorus.memory.refinements import (
     Refinement,
@@ -133,7 +134,7 @@ def _print_table(records: list[Refinement]) -> None:
         # Text, not str: user text such as "[b]" must not be read as rich markup.
         table.add_row(str(record.id), Text(record.constraint_type),
                       Text(json.dumps(record.params, ensure_ascii=False)), str(record.uses),
-                      Text(f"{_clip(record.before)} → {_clip(record.after)}"))
+                      Text(f"{clip(record.before, 40)} → {clip(record.after, 40)}"))
     Console().print(table)
 
 
@@ -143,8 +144,3 @@ def _shown(field: str, value: object) -> str:
     if field in ("created_at", "last_used_at") and value is not None:
         return datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds")
     return str(value)
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[:limit] + "…"

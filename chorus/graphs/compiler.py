@@ -6,24 +6,24 @@ writes, so a run resumed after a crash does not repeat tool calls that already c
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from langgraph.graph import END as LG_END
 from langgraph.graph import START as LG_START
 from langgraph.graph import StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from chorus.agents import Agent, Step, call_step, roles
-from chorus.errors import GraphSpecError
-from chorus.graphs.context import GraphContext, trace_step
-from chorus.graphs.dvr_nodes import DVR_ROLES, dvr_node
+from chorus.agents import Agent, AgentOptions, Step, observation_step, roles
+from chorus.errors import ChorusError, GraphSpecError
+from chorus.graphs.context import GraphContext, RunScope, emit, trace_step
+from chorus.graphs.dvr_nodes import dvr_node
 from chorus.graphs.spec import END, START, GraphSpec, NodeSpec, ToolSpec, import_object
 from chorus.graphs.state import RunState
+from chorus.runtime import library
 from chorus.tools import Tool, ToolRegistry, execute
 from chorus.tools.execution import Observation
-from chorus.training.library import resolve
 
 
 def build_tools(spec: GraphSpec, extra: list[Tool] = ()) -> ToolRegistry:
@@ -48,25 +48,21 @@ def _tool_from_spec(entry: ToolSpec, base_dir) -> Tool:
 
 
 def build_agent(spec: GraphSpec, name: str, tools: ToolRegistry) -> Agent:
+    """Agent `name` of the spec, as its role builds it with the spec's options."""
     agent = spec.agents[name]
-    factory = {"planner": roles.planner, "summarizer": roles.summarizer,
-               "verifier": roles.verifier}
-    if agent.role == "caller":
-        if not len(tools):
-            raise GraphSpecError(f"Agent '{name}' is a caller but the graph has no tools")
-        built = roles.caller(tools, agent.adapter, max_calls=agent.max_calls or 3)
-    else:
-        built = factory[agent.role](agent.adapter)
-    if agent.max_new_tokens:
-        built = dataclasses.replace(built, max_new_tokens=agent.max_new_tokens)
-    return built
+    options = AgentOptions(adapter=agent.adapter, tools=tools, max_calls=agent.max_calls,
+                           max_new_tokens=agent.max_new_tokens)
+    try:
+        return spec.role(agent.role).agent(options)
+    except ChorusError as error:
+        raise GraphSpecError(f"Agent '{name}' ({agent.role}): {error}") from error
 
 
 def with_adapters(spec: GraphSpec, model) -> GraphSpec:
     """The spec with each agent's adapter resolved on this model ('auto' -> the role's
     adapter or the plain base), loading the named ones once, before any node runs."""
-    agents = {name: agent.model_copy(update={"adapter": resolve(model, agent.role,
-                                                                 agent.adapter)})
+    agents = {name: agent.model_copy(update={"adapter": library.resolve(model, agent.role,
+                                                                         agent.adapter)})
               for name, agent in spec.agents.items()}
     resolved = spec.model_copy(update={"agents": agents})
     resolved._base_dir = spec.base_dir
@@ -74,8 +70,10 @@ def with_adapters(spec: GraphSpec, model) -> GraphSpec:
 
 
 def compile_graph(spec: GraphSpec, context: GraphContext, checkpointer=None):
+    """The LangGraph graph of `spec`; run it with `context=RunScope(...)` for traces and
+    live events."""
     spec = with_adapters(spec, context.model)
-    graph = StateGraph(RunState)
+    graph = StateGraph(RunState, context_schema=RunScope)
     for name, node in spec.nodes.items():
         graph.add_node(name, _node_function(spec, name, node, context))
     for edge in spec.edges:
@@ -138,27 +136,27 @@ def _field(state: RunState, path: str) -> str:
 def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
     if node.run == "tools":
         return _tools_node(name, context)
-    if node.run == "checks" or spec.agents[node.agent].role in DVR_ROLES:
+    role = spec.role(spec.agents[node.agent].role)
+    if role.build is None:  # DVR roles run steps of their own
         return dvr_node(spec, name, node, context)
     agent = build_agent(spec, node.agent, context.tools)
-    role = spec.agents[node.agent].role
     describe = roles.describe_tools(context.tools) if len(context.tools) else "(none)"
 
-    def run_agent(state: RunState, config) -> dict[str, Any]:
+    def run_agent(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
         steps = [Step.model_validate(step) for step in state.get("trajectory", [])]
-        context.emit("agent_start", name, role=role, adapter=agent.adapter)
+        emit(runtime, "agent_start", name, role=role.name, adapter=agent.adapter,
+             answers=role.answers)
         reply = agent.run(context.model, state["task"], steps, tools=describe,
-                          on_text=lambda text: context.emit("token", name, text=text))
+                          on_text=lambda text: emit(runtime, "token", name, text=text))
         output = reply.value.model_dump(by_alias=True) \
             if hasattr(reply.value, "model_dump") else reply.value
-        context.emit("agent_done", name, role=role, output=output,
-                     generation=reply.generation)
-        trace_step(context, config, name, "agent", output, agent=agent.name,
-               adapter=agent.adapter, generation=reply.generation,
-               constraint=type(agent.output).__name__ if agent.output else None)
-        update: dict[str, Any] = {"visits": {name: 1}, "outputs": {name: output}}
-        update.update(_role_update(role, reply.value))
-        return update
+        emit(runtime, "agent_done", name, role=role.name, output=output,
+             generation=reply.generation, answers=role.answers,
+             headline=role.headline(output))
+        trace_step(context, runtime, name, "agent", output, agent=agent.name,
+                   adapter=agent.adapter, generation=reply.generation,
+                   constraint=type(agent.output).__name__ if agent.output else None)
+        return {"visits": {name: 1}, "outputs": {name: output}, **role.update(reply.value)}
 
     return run_agent
 
@@ -171,27 +169,11 @@ def _confirmed(tool: str, arguments: dict[str, Any]) -> bool:
     return answer is True
 
 
-def _role_update(role: str, value: Any) -> dict[str, Any]:
-    if role == "planner":
-        return {"decision": value.next,
-                "trajectory": [Step(kind="thought", content=value.thought).model_dump()]}
-    if role == "caller":
-        calls = roles.unique_calls(value)
-        return {"pending_calls": calls,
-                "trajectory": [call_step(c["name"], c["arguments"]).model_dump()
-                               for c in calls]}
-    if role == "summarizer":
-        return {"answer": value, "trajectory": [Step(kind="answer", content=value).model_dump()]}
-    verdict = {"pass": value.passed, "feedback": value.feedback}
-    steps = [] if value.passed else [Step(kind="feedback", content=value.feedback).model_dump()]
-    return {"verdict": verdict, "trajectory": steps}
-
-
 def _tools_node(name: str, context: GraphContext):
-    def run_call(payload: dict[str, Any], config) -> dict[str, Any]:
+    def run_call(payload: dict[str, Any], runtime: Runtime[RunScope]) -> dict[str, Any]:
         call = payload.get("call")
         if call is None:
-            content = "No tool call was made."
+            step = Step(kind="observation", content="No tool call was made.")
         else:
             tool = context.tools.get(call["name"])
             arguments = call.get("arguments", {})
@@ -200,13 +182,12 @@ def _tools_node(name: str, context: GraphContext):
                                           status="not_executed",
                                           content="The user declined to run this call.")
             else:
-                context.emit("tool_call", name, tool=tool.name, arguments=arguments)
+                emit(runtime, "tool_call", name, tool=tool.name, arguments=arguments)
                 observation = execute(tool, arguments)
-            context.emit("tool_result", name, tool=tool.name, status=observation.status,
-                         content=observation.content)
-            content = f"{call['name']}: {observation.content}"
-            trace_step(context, config, name, "tool", observation.model_dump())
-        return {"trajectory": [Step(kind="observation", content=content).model_dump()],
-                "visits": {name: 1}}
+            emit(runtime, "tool_result", name, tool=tool.name, status=observation.status,
+                 content=observation.content)
+            step = observation_step(call["name"], observation.content)
+            trace_step(context, runtime, name, "tool", observation.model_dump())
+        return {"trajectory": [step.model_dump()], "visits": {name: 1}}
 
     return run_call

@@ -1,4 +1,10 @@
-"""What every compiled node can reach: the shared model, the tools, the stores."""
+"""What compiled nodes can reach: the graph's shared things, and the current run's own.
+
+`GraphContext` is fixed when a graph is compiled (the model, the tools, the stores) and is
+shared by every run of it. `RunScope` travels with one run as LangGraph's run context, so
+two runs of one compiled graph, even at the same moment, never see each other's display or
+trace.
+"""
 
 from __future__ import annotations
 
@@ -17,21 +23,28 @@ class GraphContext:
     tools: ToolRegistry
     traces: TraceStore | None = None
     refinements: RefinementRepository | None = None  # the DVR graph's few-shot memory
-    events: EventSink | None = None  # the live display of the current run, if any
-
-    def emit(self, kind: EventKind, node: str, **data: Any) -> None:
-        if self.events is not None:
-            self.events(GraphEvent(kind, node, data))
 
 
-def trace_step(context: GraphContext, config, node: str, kind: str, output: Any, *,
+@dataclass(frozen=True)
+class RunScope:
+    run_id: str | None = None  # where the run's steps are traced
+    events: EventSink | None = None  # the live display of this run, if any
+
+
+def emit(runtime, kind: EventKind, node: str, **data: Any) -> None:
+    scope: RunScope | None = getattr(runtime, "context", None)
+    if scope is not None and scope.events is not None:
+        scope.events(GraphEvent(kind, node, data))
+
+
+def trace_step(context: GraphContext, runtime, node: str, kind: str, output: Any, *,
                agent: str | None = None, adapter: str | None = None, generation=None,
                constraint: str | None = None) -> None:
-    run_id = (config or {}).get("configurable", {}).get("run_id")
-    if context.traces is None or run_id is None:
+    scope: RunScope | None = getattr(runtime, "context", None)
+    if context.traces is None or scope is None or scope.run_id is None:
         return
     context.traces.add_step(
-        run_id, node=node, kind=kind, output=output, agent=agent, adapter=adapter,
+        scope.run_id, node=node, kind=kind, output=output, agent=agent, adapter=adapter,
         prompt_tokens=generation.prompt_tokens if generation else 0,
         new_tokens=generation.new_tokens if generation else 0,
         latency_s=generation.latency_s if generation else 0.0, constraint=constraint)

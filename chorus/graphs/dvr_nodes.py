@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from chorus.agents import Step
+from langgraph.runtime import Runtime
+
+from chorus.agents import Step, answer_step, thought_step
 from chorus.agents.dividing import Division, divide
 from chorus.agents.dvr import DivideVerifyRefine, DvrOutcome, answer_request
-from chorus.graphs.context import GraphContext, trace_step
+from chorus.checks import parse_constraint
+from chorus.errors import GraphSpecError
+from chorus.graphs.context import GraphContext, RunScope, trace_step
 from chorus.graphs.spec import AgentSpec, GraphSpec, NodeSpec
 from chorus.graphs.state import RunState
-from chorus.tools.constraints import parse_constraint
 
 
 def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
@@ -25,6 +28,9 @@ def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
         refiner = next((a for a in spec.agents.values() if a.role == "refiner"), None)
         return _checks(name, context, refiner)
     agent = spec.agents[node.agent]
+    if agent.role not in _ROLE_NODES:
+        raise GraphSpecError(f"Agent '{node.agent}': role '{agent.role}' builds no agent and "
+                             "has no graph node of its own")
     return _ROLE_NODES[agent.role](name, agent, context)
 
 
@@ -39,36 +45,35 @@ def _loop(context: GraphContext, agent: AgentSpec | None = None) -> DivideVerify
 
 
 def _divider(name: str, agent: AgentSpec, context: GraphContext):
-    def run(state: RunState, config) -> dict[str, Any]:
+    def run(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
         division = divide(state["task"], context.model, strategy=agent.strategy or "rules",
                           adapter=agent.adapter)
         constraints = [c.model_dump() for c in division.constraints]
-        trace_step(context, config, name, "agent", constraints, agent=name,
+        trace_step(context, runtime, name, "agent", constraints, agent=name,
                    adapter=agent.adapter)
         listed = "; ".join(c.describe() for c in division.constraints) or "none found"
         return {"visits": {name: 1}, "outputs": {name: constraints},
                 "dvr": {"constraints": constraints},
-                "trajectory": [Step(kind="thought", content=f"Constraints: {listed}")
-                               .model_dump()]}
+                "trajectory": [thought_step(f"Constraints: {listed}").model_dump()]}
 
     return run
 
 
 def _writer(name: str, agent: AgentSpec, context: GraphContext):
-    def run(state: RunState, config) -> dict[str, Any]:
+    def run(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
         request = answer_request(state["task"])
         if agent.adapter or agent.max_new_tokens:
             request = request.model_copy(update={
                 "adapter": agent.adapter,
                 "max_new_tokens": agent.max_new_tokens or request.max_new_tokens})
         generation = context.model.complete(request)
-        return _answered(name, agent, context, config, generation)
+        return _answered(name, agent, context, runtime, generation)
 
     return run
 
 
 def _refiner(name: str, agent: AgentSpec, context: GraphContext):
-    def run(state: RunState, config) -> dict[str, Any]:
+    def run(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
         outcome = DvrOutcome.from_state(state["dvr"])
         if not outcome.failing():  # a custom route got here with nothing left to fix
             return {"visits": {name: 1}, "answer": outcome.response}
@@ -76,24 +81,24 @@ def _refiner(name: str, agent: AgentSpec, context: GraphContext):
         generations = context.model.generate_batch(loop.refinements(outcome))
         chosen = loop.pick(outcome, [g.text.strip() for g in generations])
         generation = next(g for g in generations if g.text.strip() == chosen)
-        update = _answered(name, agent, context, config, generation)
+        update = _answered(name, agent, context, runtime, generation)
         update["dvr"] = outcome.to_state()  # carries the retrieval count
         return update
 
     return run
 
 
-def _answered(name: str, agent: AgentSpec, context: GraphContext, config,
+def _answered(name: str, agent: AgentSpec, context: GraphContext, runtime,
               generation) -> dict[str, Any]:
     text = generation.text.strip()
-    trace_step(context, config, name, "agent", text, agent=name, adapter=agent.adapter,
+    trace_step(context, runtime, name, "agent", text, agent=name, adapter=agent.adapter,
                generation=generation)
     return {"visits": {name: 1}, "outputs": {name: text}, "answer": text,
-            "trajectory": [Step(kind="answer", content=text).model_dump()]}
+            "trajectory": [answer_step(text).model_dump()]}
 
 
 def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
-    def run(state: RunState, config) -> dict[str, Any]:
+    def run(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
         loop = _loop(context, refiner)
         progress = state.get("dvr") or {}
         if "response" in progress:
@@ -108,7 +113,7 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
             feedback = " ".join([feedback, "Conflicting constraints:",
                                  *outcome.conflicts]).strip()
         verdict = {"pass": not failing, "feedback": feedback}
-        trace_step(context, config, name, "checks", {**verdict, "passed": [
+        trace_step(context, runtime, name, "checks", {**verdict, "passed": [
             r.passed for r in outcome.best.results]})
         steps = [Step(kind="feedback", content=feedback).model_dump()] if feedback else []
         return {"visits": {name: 1}, "verdict": verdict, "answer": outcome.response,
@@ -118,4 +123,3 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
 
 
 _ROLE_NODES = {"divider": _divider, "writer": _writer, "refiner": _refiner}
-DVR_ROLES = frozenset(_ROLE_NODES)

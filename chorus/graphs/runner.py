@@ -14,13 +14,13 @@ from langgraph.types import Command, Interrupt
 
 from chorus.errors import ChorusError
 from chorus.graphs.compiler import build_tools, compile_graph, with_adapters
-from chorus.graphs.context import GraphContext
+from chorus.graphs.context import GraphContext, RunScope
 from chorus.graphs.events import EventSink
 from chorus.graphs.spec import GraphSpec
 from chorus.graphs.state import fresh_input
 from chorus.memory import RefinementRepository, TraceStore
+from chorus.paths import chorus_home
 from chorus.runtime import Model
-from chorus.runtime.sources import chorus_home
 from chorus.tools import Tool
 
 UpdateSink = Callable[[str, dict[str, Any]], None]  # (node, the state update it wrote)
@@ -83,13 +83,12 @@ class GraphRunner:
             graph_input = fresh_input(task)
         run_id = self.traces.start_run(thread_id=thread_id, graph=self.spec.name, task=task)
         self.last_run_id = run_id  # known even when the run is interrupted
-        config["configurable"]["run_id"] = run_id
         config["recursion_limit"] = self.spec.max_steps
+        scope = RunScope(run_id=run_id, events=events)
         status = "failed"
-        self.context.events = events
         try:
             while True:
-                paused = self._stream(graph_input, config, on_update)
+                paused = self._stream(graph_input, config, scope, on_update)
                 if not paused:
                     break
                 answers = {item.id: bool(confirm and confirm(item.value)) for item in paused}
@@ -99,19 +98,19 @@ class GraphRunner:
             status = "interrupted"
             raise
         finally:
-            self.context.events = None
             state = self.graph.get_state(config).values
             self.traces.finish_run(run_id, answer=state.get("answer"), status=status)
         return RunResult(run_id=run_id, thread_id=thread_id, answer=state.get("answer", ""),
                          state=state, resumed=resumed)
 
-    def _stream(self, graph_input, config, on_update: UpdateSink | None) -> list[Interrupt]:
+    def _stream(self, graph_input, config, scope: RunScope,
+                on_update: UpdateSink | None) -> list[Interrupt]:
         """Run until the graph ends or pauses; the interrupts it paused on, if any."""
         paused: list[Interrupt] = []
         # "sync": each step's checkpoint is on disk before the next step starts, so a
         # crash never loses a finished step (LangGraph's default writes them async).
-        for update in self.graph.stream(graph_input, config, stream_mode="updates",
-                                        durability="sync"):
+        for update in self.graph.stream(graph_input, config, context=scope,
+                                        stream_mode="updates", durability="sync"):
             for node, written in update.items():
                 if node == "__interrupt__":
                     paused.extend(written)

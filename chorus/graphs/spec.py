@@ -19,14 +19,15 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
-from chorus.errors import GraphSpecError
+from chorus.agents.roles import Role, get_role, role_names
+from chorus.errors import ChorusError, GraphSpecError
 from chorus.graphs.yaml_lines import Location, line_of, load_yaml
 
 START, END = "START", "END"
-Role = Literal["planner", "caller", "summarizer", "verifier", "divider", "writer", "refiner"]
 
 
 class _Strict(BaseModel):
@@ -34,7 +35,9 @@ class _Strict(BaseModel):
 
 
 class AgentSpec(_Strict):
-    role: Role = Field(description="built-in role: what the agent reads and writes")
+    role: str = Field(description="a built-in role (planner, caller, summarizer, verifier, "
+                                  "divider, writer, refiner), one registered from Python, or "
+                                  "one of the spec's `roles`")
     adapter: str | None = Field(
         "auto", description="LoRA adapter: a name (CHORUS_HOME/adapters or shipped) or "
                             "folder; 'auto' (default): the role's shipped adapter when it "
@@ -103,6 +106,21 @@ class EdgeSpec(_Strict):
         return [self.to] if isinstance(self.to, str) else list(self.to)
 
 
+class RoleSpec(_Strict):
+    """A role written in the spec: its prompt, and what its reply must be and sets."""
+
+    prompt: str = Field(description="system prompt; $tools becomes the tool list. The task "
+                                    "and the steps so far come as the user message")
+    output: dict[str, Any] | list[str] | None = Field(
+        None, description="JSON Schema, or a list of choices, the reply must satisfy; "
+                          "omitted: free text")
+    writes: Literal["answer", "decision"] | None = Field(
+        None, description="state field the reply sets: 'answer' (the graph's reply) or "
+                          "'decision' (for routes)")
+    description: str = ""
+    max_new_tokens: int = Field(256, ge=1)
+
+
 class GraphSpec(_Strict):
     name: str
     # The spec file's folder: modules there are importable as tools. Not part of the YAML.
@@ -118,6 +136,29 @@ class GraphSpec(_Strict):
     nodes: dict[str, NodeSpec]
     edges: list[EdgeSpec]
     max_steps: int = Field(40, ge=1, description="hard bound on graph steps per run")
+    roles: dict[str, RoleSpec] = Field(
+        default_factory=dict, description="roles of this graph's own, by name")
+
+    @model_validator(mode="after")
+    def _references_hold(self, info: ValidationInfo) -> GraphSpec:
+        """However a spec is built, its names must point at something (parse_spec checks
+        this itself, to report file lines)."""
+        if not (info.context or {}).get("lines_reported_by_caller"):
+            problems = check_references(self)
+            if problems:
+                raise GraphSpecError("Invalid graph spec:\n  " + "\n  ".join(
+                    f"{'.'.join(map(str, location))}: {message}"
+                    for location, message in problems))
+        return self
+
+    def role(self, name: str) -> Role:
+        """Role `name`: one of the spec's own, else the registry's."""
+        if name in self.roles:
+            written = self.roles[name]
+            return Role.custom(name, written.prompt, output=written.output,
+                               writes=written.writes, description=written.description,
+                               max_new_tokens=written.max_new_tokens)
+        return get_role(name)
 
 
 def import_object(path: str, search_dir: Path | None = None) -> Any:
@@ -142,6 +183,19 @@ def check_references(spec: GraphSpec) -> list[tuple[Location, str]]:
     """Every problem a well-typed spec can still have, as (field path, message)."""
     problems: list[tuple[Location, str]] = []
     known = set(spec.nodes)
+    for name in spec.roles:
+        if name in role_names():
+            problems.append((("roles", name), f"'{name}' is a built-in role; give yours "
+                             "another name"))
+            continue
+        try:
+            spec.role(name).agent()
+        except ChorusError as error:
+            problems.append((("roles", name), str(error)))
+    for name, agent in spec.agents.items():
+        if agent.role not in spec.roles and agent.role not in role_names():
+            problems.append((("agents", name, "role"), f"unknown role '{agent.role}' (known: "
+                             f"{', '.join([*role_names(), *spec.roles])})"))
     for name, node in spec.nodes.items():
         if node.agent is not None and node.agent not in spec.agents:
             problems.append((("nodes", name, "agent"), f"unknown agent '{node.agent}' "
@@ -199,7 +253,7 @@ def parse_spec(data: Any, source: str = "<graph>",
         return f"{source}:{line}" if line else source
 
     try:
-        spec = GraphSpec.model_validate(data)
+        spec = GraphSpec.model_validate(data, context={"lines_reported_by_caller": True})
         spec._base_dir = base_dir
     except ValidationError as error:
         messages = []

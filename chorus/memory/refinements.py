@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import threading
@@ -29,6 +28,7 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chorus.errors import RepositoryError
+from chorus.paths import chorus_home
 
 _COLUMNS = ("id", "constraint_type", "params", "feedback", "before", "after", "instruction",
             "model", "adapter", "created_at", "uses", "last_used_at")
@@ -113,9 +113,7 @@ class _Incoming(BaseModel):
 
 
 def default_repository_path() -> Path:
-    """`$CHORUS_HOME/refinements.db`, CHORUS_HOME defaulting to ~/.cache/chorus."""
-    home = os.environ.get("CHORUS_HOME") or Path.home() / ".cache" / "chorus"
-    return Path(home) / "refinements.db"
+    return chorus_home() / "refinements.db"
 
 
 def content_key(constraint_type: str, params: dict[str, Any], before: str, after: str) -> str:

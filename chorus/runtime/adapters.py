@@ -11,36 +11,45 @@ and is kept only for LoRA variants the batched path does not handle.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
 
 from chorus.errors import AdapterError, AdapterNotFoundError
+from chorus.runtime.manifest import read_manifest
 from chorus.runtime.rowwise_lora import rowwise_adapters, supports_rowwise
-from chorus.training.manifest import base_fingerprint, read_manifest
+from chorus.runtime.types import AdapterInfo
 
+_SAMPLED = 1024  # values per tensor: enough to tell models apart, fast on 135M parameters
 BASE = "__base__"  # peft's name for "no adapter" in adapter_names
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
-@dataclass(frozen=True)
-class AdapterInfo:
-    name: str
-    rank: int
-    target_modules: tuple[str, ...]
-    parameters: int
-    source: str | None  # directory it was loaded from, None if created in memory
-
-    @property
-    def size_bytes(self) -> int:
-        return self.parameters * 4
+def base_fingerprint(model: torch.nn.Module) -> str:
+    """Which weights an adapter fits: a hash of the shape and of sampled values, rounded to
+    bfloat16 first so that a float32 and a bfloat16 load of one model agree."""
+    digest = hashlib.sha256()
+    config = getattr(model, "config", None)
+    if config is not None:
+        shape = {key: getattr(config, key, None) for key in (
+            "model_type", "vocab_size", "hidden_size", "num_hidden_layers",
+            "num_attention_heads", "num_key_value_heads", "intermediate_size")}
+        digest.update(json.dumps(shape, sort_keys=True).encode())
+    for name, parameter in model.named_parameters():
+        if "lora_" in name:
+            continue
+        digest.update(name.removeprefix("base_model.model.").encode())
+        sample = parameter.detach().flatten()[:_SAMPLED]
+        digest.update(sample.to(torch.bfloat16).view(torch.int16).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class AdapterRegistry:

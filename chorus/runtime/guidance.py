@@ -16,11 +16,11 @@ import torch
 from transformers import LogitsProcessor
 
 from chorus.errors import UnsupportedSchemaError
-from chorus.runtime.constraints import Constraint
+from chorus.runtime.outputs import OutputType
 
 
 class GrammarCache:
-    """Compiles each constraint once; later uses start from a copy of the pristine matcher."""
+    """Compiles each output type once; later uses start from a copy of the pristine matcher."""
 
     def __init__(self, tokenizer, capacity: int = 512):
         self._hf_tokenizer = tokenizer
@@ -31,42 +31,42 @@ class GrammarCache:
 
     @property
     def llg_tokenizer(self):
-        if self._llg_tokenizer is None:  # ~0.4 s, paid once and only if constraints are used
+        if self._llg_tokenizer is None:  # ~0.4 s, paid once and only if outputs are constrained
             import llguidance.hf
 
             self._llg_tokenizer = llguidance.hf.from_tokenizer(self._hf_tokenizer)
         return self._llg_tokenizer
 
-    def matcher(self, constraint: Constraint):
-        """A fresh matcher for one generation of `constraint`."""
+    def matcher(self, output: OutputType):
+        """A fresh matcher for one generation of `output`."""
         import llguidance
 
         with self._lock:
-            pristine = self._matchers.get(constraint.key)
+            pristine = self._matchers.get(output.key)
             if pristine is None:
-                grammar = constraint.grammar()
+                grammar = output.grammar()
                 is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
                     grammar, self.llg_tokenizer)
                 if is_error:
                     raise UnsupportedSchemaError(
-                        f"Constrained decoding cannot enforce this {type(constraint).__name__}: "
+                        f"Constrained decoding cannot enforce this {type(output).__name__}: "
                         f"{'; '.join(messages)}"
                     )
                 pristine = llguidance.LLMatcher(self.llg_tokenizer, grammar)
                 if pristine.is_error():
                     raise UnsupportedSchemaError(
-                        f"Constrained decoding cannot enforce this {type(constraint).__name__}: "
+                        f"Constrained decoding cannot enforce this {type(output).__name__}: "
                         f"{pristine.get_error()}"
                     )
-                self._matchers[constraint.key] = pristine
+                self._matchers[output.key] = pristine
                 if len(self._matchers) > self._capacity:
                     self._matchers.popitem(last=False)
             else:
-                self._matchers.move_to_end(constraint.key)
+                self._matchers.move_to_end(output.key)
             return pristine.deep_copy()
 
-    def __contains__(self, constraint: Constraint) -> bool:
-        return constraint.key in self._matchers
+    def __contains__(self, output: OutputType) -> bool:
+        return output.key in self._matchers
 
 
 class MaskRows(LogitsProcessor):

@@ -17,8 +17,8 @@ from transformers import LogitsProcessorList, StoppingCriteriaList
 from chorus.errors import ChorusError, OutputTruncatedError
 from chorus.runtime.adapters import AdapterRegistry
 from chorus.runtime.guidance import GrammarCache, MaskRows
-from chorus.runtime.rows import RowTracker, TextCallback
-from chorus.runtime.types import GenerationRequest, GenerationResult
+from chorus.runtime.rows import RowTracker
+from chorus.runtime.types import GenerationRequest, GenerationResult, TextCallback
 
 
 def _sampling_key(request: GenerationRequest) -> tuple:
@@ -111,6 +111,14 @@ class LocalBackend:
         except ChorusError as error:
             result.fail(error)  # re-raised by Model.generate; a batch keeps its other rows
         return result
+
+
+def trainable_backend(model) -> LocalBackend:
+    """The local backend of `model`: training needs its weights, tokenizer and peft registry."""
+    if not isinstance(model.backend, LocalBackend):
+        raise ChorusError(f"Training needs the local transformers backend; {model.name} runs on "
+                          f"{type(model.backend).__name__}. Load the model with load_model().")
+    return model.backend
 
 
 def _as_set(value) -> set[int]:

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from chorus.errors import ChorusError
-from chorus.runtime.adapters import AdapterRegistry
-from chorus.runtime.backend import Backend
+from chorus.runtime.backend import AdapterHost, Backend
 from chorus.runtime.coalesce import Coalescer
 from chorus.runtime.types import GenerationRequest, GenerationResult, Message
 
@@ -26,11 +25,16 @@ class Model:
         return self.backend.name
 
     @property
-    def adapters(self) -> AdapterRegistry:
-        registry = getattr(self.backend, "adapters", None)
-        if registry is None:
-            raise ChorusError(f"Backend {type(self.backend).__name__} manages no local adapters")
-        return registry
+    def serves_adapters(self) -> bool:
+        return self.backend.adapters is not None
+
+    @property
+    def adapters(self) -> AdapterHost:
+        """The backend's adapters; a clear error where the backend applies none."""
+        if self.backend.adapters is None:
+            raise ChorusError(f"The {type(self.backend).__name__} backend of {self.name} applies "
+                              "no chorus adapters; run the agents without one (adapter: null)")
+        return self.backend.adapters
 
     def generate(self, messages: str | list[Message], *, output: Any = None,
                  adapter: str | None = None, max_new_tokens: int = 256,
@@ -66,6 +70,18 @@ class Model:
         parsed = [r if isinstance(r, GenerationRequest) else GenerationRequest(**r)
                   for r in requests]
         return self.backend.generate_batch(parsed, on_text=on_text)
+
+    def generate_chunked(self, requests: Sequence[GenerationRequest], batch_size: int = 8,
+                         on_batch: Callable[[int], None] | None = None
+                         ) -> list[GenerationResult]:
+        """Many requests, `batch_size` rows per pass (memory stays bounded); `on_batch`
+        gets the number done after each pass. Failed rows carry `error`."""
+        results: list[GenerationResult] = []
+        for start in range(0, len(requests), batch_size):
+            results += self.generate_batch(requests[start:start + batch_size])
+            if on_batch:
+                on_batch(len(results))
+        return results
 
     def stream(self, messages: str | list[Message], **options: Any) -> TextStream:
         """Iterate over text pieces as they are generated; `.result` once finished."""

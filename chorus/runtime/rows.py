@@ -7,14 +7,10 @@ each row's new text to a callback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from transformers import StoppingCriteria
 
-from chorus.runtime.types import FinishReason
-
-TextCallback = Callable[[int, str], None]  # (row index, new text)
+from chorus.runtime.types import FinishReason, TextCallback
 
 
 def repeated_line_start(text: str) -> int | None:

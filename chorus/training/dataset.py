@@ -14,8 +14,6 @@ import torch
 
 from chorus.errors import ChorusError
 
-ROLES = ("planner", "caller", "summarizer", "verifier")
-
 
 @dataclass(frozen=True)
 class Encoded:

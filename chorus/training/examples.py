@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from chorus.agents import Step, call_step, roles
+from chorus.agents import Step, get_role, observation_step, roles
 from chorus.errors import ChorusError
 from chorus.tools import Tool, ToolRegistry
 from chorus.tools.execution import render
@@ -129,7 +129,7 @@ class _Filler:
             wrong.add(_render(tool.answer, swapped, result))
         return {"request": _render(template, arguments, {}),
                 "call": {"name": tool.name, "arguments": arguments},
-                "observation": f"{tool.name}: {render(result)}",
+                "observation": observation_step(tool.name, render(result)).content,
                 "answer": answer, "wrong": sorted(wrong - {answer})}
 
     def _swapped(self, tool: CatalogueTool, arguments: dict[str, Any]) -> dict | None:
@@ -226,7 +226,8 @@ def _lower_first(text: str) -> str:
 
 
 def role_examples(episode: Episode, registry: ToolRegistry) -> dict[str, list[dict]]:
-    """Every role's examples from one episode, prompts rendered by the real agents."""
+    """Every role's examples from one episode: prompts rendered by the real agents, and the
+    trajectory written by the roles' own state updates, as the running graph writes it."""
     tools = ToolRegistry([registry.get(name) for name in episode.tools])
     described = roles.describe_tools(tools)
     task = episode.task
@@ -240,37 +241,33 @@ def role_examples(episode: Episode, registry: ToolRegistry) -> dict[str, list[di
     planner, summarizer, verifier = _fixed_agents()
     examples: dict[str, list[dict]] = {"planner": [], "caller": [], "summarizer": [],
                                        "verifier": []}
+
+    def decide(steps: list[Step], next_step: str, thought: str) -> list[Step]:
+        """The planner's example at this point, and the steps its decision adds."""
+        decision = roles.PlannerDecision(next=next_step, thought=thought)
+        examples["planner"].append(example(planner, steps, decision.model_dump()))
+        return get_role("planner").steps(decision)
+
     if episode.kind == "chitchat":
-        first = Step(kind="thought", content="No tool is needed; I can answer directly.")
-        examples["planner"].append(example(planner, [], {"next": "answer",
-                                                         "thought": first.content}))
-        steps = [first]
+        steps = decide([], "answer", "No tool is needed; I can answer directly.")
     elif episode.kind == "unsupported":
-        first = Step(kind="thought", content="None of the available tools can do this.")
-        examples["planner"].append(example(planner, [], {"next": "give_up",
-                                                         "thought": first.content}))
-        steps = [first]
+        steps = decide([], "give_up", "None of the available tools can do this.")
     else:
         names = " and ".join(call["name"] for call in episode.calls)
-        first = Step(kind="thought", content=f"Call {names}.")
-        examples["planner"].append(example(planner, [], {"next": "call",
-                                                         "thought": first.content}))
+        steps = decide([], "call", f"Call {names}.")
         caller = roles.caller(tools)
         # With the planner's thought, as in the graph, and without, as in `chorus call`.
-        examples["caller"].append(example(caller, [first], episode.calls))
+        examples["caller"].append(example(caller, steps, episode.calls))
         examples["caller"].append(example(caller, [], episode.calls))
-        steps = [first, *(call_step(c["name"], c["arguments"]) for c in episode.calls),
-                 *(Step(kind="observation", content=o) for o in episode.observations)]
-        done = Step(kind="thought", content="The results answer the task.")
-        examples["planner"].append(example(planner, steps, {"next": "answer",
-                                                            "thought": done.content}))
-        steps.append(done)
+        steps += get_role("caller").steps(episode.calls)
+        steps += [Step(kind="observation", content=o) for o in episode.observations]
+        steps += decide(steps, "answer", "The results answer the task.")
     examples["summarizer"].append(example(summarizer, steps, episode.answer))
     judged = [(episode.answer, True)] + [(w, False) for w in episode.wrong_answers[:1]]
     for answer, passed in judged:
         verdict = {"pass": passed, "feedback": "ok" if passed else _feedback(episode)}
         examples["verifier"].append(
-            example(verifier, [*steps, Step(kind="answer", content=answer)], verdict))
+            example(verifier, [*steps, *get_role("summarizer").steps(answer)], verdict))
     return examples
 
 

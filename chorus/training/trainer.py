@@ -26,14 +26,15 @@ import torch
 
 from chorus.errors import ChorusError
 from chorus.runtime import Model
-from chorus.training.dataset import Encoded, collate, encode, read_examples
-from chorus.training.examples import data_version
-from chorus.training.manifest import (
+from chorus.runtime.local import trainable_backend
+from chorus.runtime.manifest import (
     AdapterManifest,
     BaseModelRecord,
     TrainingRecord,
     write_manifest,
 )
+from chorus.training.dataset import Encoded, collate, encode, read_examples
+from chorus.training.examples import data_version
 
 StepCallback = Callable[[int, float], None]  # (steps done, loss of the step)
 
@@ -90,7 +91,8 @@ def train(model: Model, plan: TrainingPlan, *, command: str | None = None,
         checkpoint_path.unlink(missing_ok=True)
     checkpoint = _read_checkpoint(checkpoint_path, plan)
 
-    registry = model.adapters
+    backend = trainable_backend(model)
+    registry = backend.adapters
     if plan.name in registry:
         registry.remove(plan.name)
     if plan.from_adapter:
@@ -111,7 +113,7 @@ def train(model: Model, plan: TrainingPlan, *, command: str | None = None,
             losses, seconds = list(checkpoint["losses"]), checkpoint["seconds"]
         resumed_at = len(losses)
         order = _batches(len(examples), plan)
-        pad_id = model.backend.tokenizer.pad_token_id
+        pad_id = backend.tokenizer.pad_token_id
         step = resumed_at
         try:
             for step in range(resumed_at, plan.steps):
@@ -165,7 +167,7 @@ def completion_loss(module: torch.nn.Module, batch: dict[str, torch.Tensor],
 
 
 def _encoded(model: Model, plan: TrainingPlan) -> tuple[list[Encoded], int]:
-    tokenizer = model.backend.tokenizer
+    tokenizer = trainable_backend(model).tokenizer
     encoded = [encode(tokenizer, e["messages"], e["target"])
                for e in read_examples(Path(plan.data), plan.roles)]
     kept = [item for item in encoded if len(item.ids) <= plan.max_tokens]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from chorus.tools.constraints.base import (
+from chorus.checks.base import (
     BaseConstraint,
     Relation,
     count_problem,

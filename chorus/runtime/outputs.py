@@ -1,6 +1,6 @@
-"""Output constraints: what a constrained generation must produce, and how to check it.
+"""Output types: what a constrained generation must produce, and how to check it.
 
-A constraint is the interface (as in outlines: the output type is the contract). Each one
+The output type is the interface (as in outlines). Each one
 knows its llguidance grammar, a stable key for caching that grammar, and how to parse and
 validate the generated text; validation runs on every output even though decoding already
 enforced the grammar, so nothing unchecked is ever returned.
@@ -194,12 +194,12 @@ class Choice:
         return text
 
 
-Constraint = JsonSchema | Regex | Choice
+OutputType = JsonSchema | Regex | Choice
 
 
-def as_constraint(output: Any) -> Constraint:
+def as_output(output: Any) -> OutputType:
     """Accept the forms users write: a JSON Schema dict, a pydantic model class, a list of
-    strings or a `Literal[...]` (a choice), or a constraint object."""
+    strings or a `Literal[...]` (a choice), or an output type object."""
     if isinstance(output, JsonSchema | Regex | Choice):
         return output
     if isinstance(output, dict):

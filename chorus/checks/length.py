@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from chorus.tools.constraints.base import (
+from chorus.checks.base import (
     BaseConstraint,
     Relation,
     count_problem,

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from chorus.tools.constraints.base import (
+from chorus.checks.base import (
     BaseConstraint,
     Relation,
     count_problem,

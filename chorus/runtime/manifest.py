@@ -1,41 +1,19 @@
 """What an adapter was made from, stored beside its weights as chorus.json.
 
-The base model is identified by a fingerprint of its weights, not by a name: the same
-SmolLM2 can be a GGUF file, a converted folder or a hub id, and two different models can
-share a name. Values are rounded to bfloat16 first, so loading in float32 or bfloat16
-gives the same fingerprint.
+The base model is identified by a fingerprint of its weights (`base_fingerprint` in
+adapters.py), not by a name: the same SmolLM2 can be a GGUF file, a converted folder or a
+hub id, and two different models can share a name.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
-import torch
 from pydantic import BaseModel, ValidationError
 
 from chorus.errors import AdapterError
 
 MANIFEST = "chorus.json"
-_SAMPLED = 1024  # values per tensor: enough to tell models apart, fast on 135M parameters
-
-
-def base_fingerprint(model: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    config = getattr(model, "config", None)
-    if config is not None:
-        shape = {key: getattr(config, key, None) for key in (
-            "model_type", "vocab_size", "hidden_size", "num_hidden_layers",
-            "num_attention_heads", "num_key_value_heads", "intermediate_size")}
-        digest.update(json.dumps(shape, sort_keys=True).encode())
-    for name, parameter in model.named_parameters():
-        if "lora_" in name:
-            continue
-        digest.update(name.removeprefix("base_model.model.").encode())
-        sample = parameter.detach().flatten()[:_SAMPLED]
-        digest.update(sample.to(torch.bfloat16).view(torch.int16).numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 class BaseModelRecord(BaseModel):

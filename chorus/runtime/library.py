@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chorus.errors import AdapterNotFoundError
-from chorus.runtime import Model
-from chorus.runtime.sources import chorus_home
-from chorus.training.manifest import AdapterManifest, read_manifest
+from chorus.paths import chorus_home
+from chorus.runtime.manifest import AdapterManifest, read_manifest
+from chorus.runtime.model import Model
 
 SHIPPED = Path(__file__).resolve().parent.parent / "role_adapters"
 AUTO = "auto"  # a graph agent's default: its role's adapter, if one fits the base model
@@ -71,7 +71,9 @@ def ensure_loaded(model: Model, name_or_path: str) -> str:
 
 def role_default(model: Model, role: str) -> str | None:
     """The library's adapter named after `role`, if there is one for this base model; None
-    (the plain base) otherwise."""
+    (the plain base) otherwise, and always on a backend that applies no adapters."""
+    if not model.serves_adapters:
+        return None
     for item in available():
         if item.name == role and item.manifest is not None and \
                 item.manifest.base_model.fingerprint == model.adapters.base_fingerprint:

@@ -7,8 +7,8 @@ import pytest
 from pydantic import BaseModel, Field, field_validator
 
 from chorus.errors import InvalidOutputError, UnsupportedSchemaError
-from chorus.runtime import Choice, JsonSchema, Regex, as_constraint
-from chorus.runtime.constraints import close_objects
+from chorus.runtime import Choice, JsonSchema, Regex, as_output
+from chorus.runtime.outputs import close_objects
 
 
 class Person(BaseModel):
@@ -142,7 +142,7 @@ def test_invalid_schema_error_names_the_nested_location():
 
 def test_invalid_schema_in_array_items_names_the_location():
     with pytest.raises(UnsupportedSchemaError, match="items/required"):
-        as_constraint({"type": "array", "items": {"type": "object", "required": "name"}})
+        as_output({"type": "array", "items": {"type": "object", "required": "name"}})
 
 
 def test_invalid_regex_raises_unsupported_schema_error():
@@ -156,18 +156,18 @@ def test_choice_needs_non_empty_string_options(options):
         Choice(options)
 
 
-# as_constraint -----------------------------------------------------------------------------
+# as_output -----------------------------------------------------------------------------
 
 
 def test_as_constraint_accepts_a_schema_dict():
-    constraint = as_constraint({"type": "object", "properties": {"a": {"type": "string"}}})
+    constraint = as_output({"type": "object", "properties": {"a": {"type": "string"}}})
     assert isinstance(constraint, JsonSchema)
     assert constraint.model is None
     assert constraint.schema["additionalProperties"] is False
 
 
 def test_as_constraint_accepts_a_pydantic_model_class():
-    constraint = as_constraint(Person)
+    constraint = as_output(Person)
     assert isinstance(constraint, JsonSchema)
     assert constraint.model is Person
     assert set(constraint.schema["properties"]) == {"name", "age", "nickname"}
@@ -176,29 +176,29 @@ def test_as_constraint_accepts_a_pydantic_model_class():
 
 
 def test_as_constraint_closes_pydantic_defs():
-    constraint = as_constraint(Pet)
+    constraint = as_output(Pet)
     assert constraint.schema["$defs"]["Person"]["additionalProperties"] is False
 
 
 def test_as_constraint_accepts_a_list_or_tuple_of_strings_as_a_choice():
-    assert as_constraint(["yes", "no"]) == Choice(("yes", "no"))
-    assert as_constraint(("yes", "no")) == Choice(("yes", "no"))
-    assert isinstance(as_constraint(["yes"]).options, tuple)
+    assert as_output(["yes", "no"]) == Choice(("yes", "no"))
+    assert as_output(("yes", "no")) == Choice(("yes", "no"))
+    assert isinstance(as_output(["yes"]).options, tuple)
 
 
 def test_as_constraint_accepts_a_literal_as_a_choice():
-    assert as_constraint(Literal["red", "green"]) == Choice(("red", "green"))
+    assert as_output(Literal["red", "green"]) == Choice(("red", "green"))
 
 
 def test_as_constraint_passes_constraint_objects_through():
     for constraint in (Regex(r"\d+"), Choice(("a",)), JsonSchema({"type": "string"})):
-        assert as_constraint(constraint) is constraint
+        assert as_output(constraint) is constraint
 
 
 @pytest.mark.parametrize("output", [42, "a string", 3.5, object(), int])
 def test_as_constraint_rejects_other_values(output):
     with pytest.raises(UnsupportedSchemaError, match="Cannot constrain output"):
-        as_constraint(output)
+        as_output(output)
 
 
 # parse -------------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def test_json_schema_parse_rejects_bad_json(text):
 
 
 def test_pydantic_parse_returns_a_model_instance():
-    value = as_constraint(Pet).parse('{"species": "cat", "owner": {"name": "Ann", "age": 40}}')
+    value = as_output(Pet).parse('{"species": "cat", "owner": {"name": "Ann", "age": 40}}')
     assert isinstance(value, Pet)
     assert isinstance(value.owner, Person)
     assert value.owner.name == "Ann"
@@ -255,11 +255,11 @@ def test_pydantic_parse_returns_a_model_instance():
 
 def test_pydantic_parse_checks_the_schema_first():
     with pytest.raises(InvalidOutputError, match="owner/age"):
-        as_constraint(Pet).parse('{"species": "cat", "owner": {"name": "Ann", "age": 200}}')
+        as_output(Pet).parse('{"species": "cat", "owner": {"name": "Ann", "age": 200}}')
 
 
 def test_pydantic_parse_runs_model_validators():
-    constraint = as_constraint(EvenOnly)
+    constraint = as_output(EvenOnly)
     assert constraint.parse('{"n": 4}') == EvenOnly(n=4)
     with pytest.raises(InvalidOutputError, match="EvenOnly"):
         constraint.parse('{"n": 3}')
@@ -305,7 +305,7 @@ def test_different_schemas_have_different_keys():
 
 
 def test_a_pydantic_constraint_has_the_key_of_its_schema():
-    assert as_constraint(Person).key == JsonSchema(Person.model_json_schema()).key
+    assert as_output(Person).key == JsonSchema(Person.model_json_schema()).key
 
 
 def test_keys_differ_between_constraint_kinds_and_options():
@@ -313,4 +313,4 @@ def test_keys_differ_between_constraint_kinds_and_options():
             Regex("yes").key, Choice(("yes",)).key}
     assert len(keys) == 5
     assert Regex("a+").key == Regex("a+").key
-    assert Choice(("a", "b")).key == as_constraint(["a", "b"]).key
+    assert Choice(("a", "b")).key == as_output(["a", "b"]).key

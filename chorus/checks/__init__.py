@@ -6,16 +6,16 @@ The types, their parameters and the text units they count are specified in `base
 module: `length`, `keywords`, `case`, `formatting`, `language`.
 """
 
-from chorus.tools.constraints.base import CheckResult, Relation
-from chorus.tools.constraints.conflicts import find_conflicts
-from chorus.tools.constraints.language import LANGUAGES, detect_language
-from chorus.tools.constraints.registry import (
+from chorus.checks.base import CheckResult, Relation
+from chorus.checks.conflicts import find_conflicts
+from chorus.checks.language import LANGUAGES, detect_language
+from chorus.checks.registry import (
     CONSTRAINT_TYPES,
     Constraint,
     check_all,
     parse_constraint,
 )
-from chorus.tools.constraints.schema import constraints_schema
+from chorus.checks.schema import constraints_schema
 
 __all__ = ["CONSTRAINT_TYPES", "LANGUAGES", "CheckResult", "Constraint", "Relation", "check_all",
            "constraints_schema", "detect_language", "find_conflicts", "parse_constraint"]

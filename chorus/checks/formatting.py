@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
-from chorus.tools.constraints.base import (
+from chorus.checks.base import (
     BaseConstraint,
     count_problem,
     excerpt,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chorus.tools.constraints.registry import CONSTRAINT_TYPES
+from chorus.checks.registry import CONSTRAINT_TYPES
 
 MAX_STRING = 60
 MAX_INTEGER = 1000

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Literal, get_args
 
-from chorus.tools.constraints.base import BaseConstraint
+from chorus.checks.base import BaseConstraint
 
 LanguageCode = Literal["en", "fr", "de", "es", "it", "pt", "nl", "ru", "zh", "ja", "ko", "ar",
                        "hi", "el"]

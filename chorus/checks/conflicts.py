@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from itertools import combinations
 from typing import Any
 
-from chorus.tools.constraints.base import (
+from chorus.checks.base import (
     BaseConstraint,
     Relation,
     normalize,
@@ -22,8 +22,8 @@ from chorus.tools.constraints.base import (
     quoted,
     relation_text,
 )
-from chorus.tools.constraints.case import CapitalWordFrequency, Lowercase, Uppercase
-from chorus.tools.constraints.formatting import (
+from chorus.checks.case import CapitalWordFrequency, Lowercase, Uppercase
+from chorus.checks.formatting import (
     COMMAS,
     BulletCount,
     EndsWith,
@@ -37,21 +37,21 @@ from chorus.tools.constraints.formatting import (
     Title,
     TwoResponses,
 )
-from chorus.tools.constraints.keywords import (
+from chorus.checks.keywords import (
     ForbiddenWords,
     IncludeKeywords,
     KeywordFrequency,
     LetterFrequency,
 )
-from chorus.tools.constraints.language import LANGUAGES, ResponseLanguage
-from chorus.tools.constraints.length import (
+from chorus.checks.language import LANGUAGES, ResponseLanguage
+from chorus.checks.length import (
     CharacterCount,
     NthParagraphFirstWord,
     ParagraphCount,
     SentenceCount,
     WordCount,
 )
-from chorus.tools.constraints.registry import parse_constraint
+from chorus.checks.registry import parse_constraint
 
 Range = tuple[tuple[str, ...], float, float, str]  # (what is counted, low, high, wording)
 Rule = Callable[[BaseConstraint, BaseConstraint], str | None]

@@ -9,10 +9,9 @@ from typing import Annotated, Any, get_args
 
 from pydantic import Field, ValidationError
 
-from chorus.errors import ConstraintSpecError
-from chorus.tools.constraints.base import BaseConstraint, CheckResult
-from chorus.tools.constraints.case import CapitalWordFrequency, Lowercase, Uppercase
-from chorus.tools.constraints.formatting import (
+from chorus.checks.base import BaseConstraint, CheckResult
+from chorus.checks.case import CapitalWordFrequency, Lowercase, Uppercase
+from chorus.checks.formatting import (
     BulletCount,
     ConstrainedResponse,
     EndsWith,
@@ -28,20 +27,21 @@ from chorus.tools.constraints.formatting import (
     Title,
     TwoResponses,
 )
-from chorus.tools.constraints.keywords import (
+from chorus.checks.keywords import (
     ForbiddenWords,
     IncludeKeywords,
     KeywordFrequency,
     LetterFrequency,
 )
-from chorus.tools.constraints.language import ResponseLanguage
-from chorus.tools.constraints.length import (
+from chorus.checks.language import ResponseLanguage
+from chorus.checks.length import (
     CharacterCount,
     NthParagraphFirstWord,
     ParagraphCount,
     SentenceCount,
     WordCount,
 )
+from chorus.errors import ConstraintSpecError
 
 # In the order of the specification's table.
 Constraint = Annotated[
