@@ -127,8 +127,8 @@ def main() -> None:
     timings = {}
     print("(a) plain answers")
     tick = time.perf_counter()
-    first = loop.generate_texts([answer_request(row["instruction"]) for row in eval_rows],
-                           "answer", progress)
+    first = [result.text.strip() for result in loop.generate(
+        [answer_request(row["instruction"]) for row in eval_rows], "answer", progress)]
     timings["plain_s"] = time.perf_counter() - tick
     results = {"plain": adherence(eval_rows, first)}
 

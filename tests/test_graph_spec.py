@@ -71,7 +71,7 @@ def test_examples_are_valid():
       "  plan: {agent: planner}\n"),
      r"nodes.plan: node 'plan' is on a cycle without a limit"),
     (("  summarizer: {role: summarizer}\n", "  summarizer: {role: poet}\n"),
-     r"graph.yaml:5: agents.summarizer.role: Input should be 'planner'"),
+     r"graph.yaml:5: agents.summarizer.role: unknown role 'poet' \(known: planner"),
     (("  answer: {agent: summarizer}\n", "  answer: {agent: summarizer, colour: red}\n"),
      r"graph.yaml:12: nodes.answer.colour: Extra inputs are not permitted"),
 ])

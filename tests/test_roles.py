@@ -92,7 +92,8 @@ def test_a_role_written_in_yaml_decides_a_route(tiny, tmp_path):
 def test_spec_roles_are_checked_with_file_and_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({
-        **ECHO, "roles": {"planner": {"prompt": "x"}, "odd": {"prompt": "x", "output": {"type": "nope"}}},
+        **ECHO, "roles": {"planner": {"prompt": "x"},
+                          "odd": {"prompt": "x", "output": {"type": "nope"}}},
         "agents": {"writer": {"role": "nobody"}}}, sort_keys=False))
     with pytest.raises(GraphSpecError) as error:
         load_spec(path)

@@ -19,7 +19,7 @@ from chorus.checks import CheckResult, check_all, parse_constraint
 from chorus.checks.conflicts import conflicting_pairs
 from chorus.errors import ConstraintSpecError, RepositoryError
 from chorus.memory import Refinement, RefinementRepository
-from chorus.runtime import GenerationRequest, Model
+from chorus.runtime import GenerationRequest, GenerationResult, Model
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class DvrOutcome:
     history: list[Attempt] = field(default_factory=list)  # this process's attempts
     unrefinable: set[int] = field(default_factory=set)  # constraints in a conflict
     last_target: int = -1  # the constraint the last round refined
+    latest: str = ""  # the response checked last (the best one, or a refinement that lost)
 
     @property
     def response(self) -> str:
@@ -71,7 +72,8 @@ class DvrOutcome:
                 "conflicts": self.conflicts, "response": self.best.response,
                 "results": [result.model_dump() for result in self.best.results],
                 "iterations": self.iterations, "repository_hits": self.repository_hits,
-                "unrefinable": sorted(self.unrefinable), "last_target": self.last_target}
+                "unrefinable": sorted(self.unrefinable), "last_target": self.last_target,
+                "latest": self.latest}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DvrOutcome:
@@ -81,7 +83,8 @@ class DvrOutcome:
                    constraints=[parse_constraint(c) for c in state["constraints"]],
                    conflicts=state["conflicts"], best=best, iterations=state["iterations"],
                    repository_hits=state["repository_hits"], history=[best],
-                   unrefinable=set(state["unrefinable"]), last_target=state["last_target"])
+                   unrefinable=set(state["unrefinable"]), last_target=state["last_target"],
+                   latest=state.get("latest", state["response"]))
 
     def to_json(self) -> dict[str, Any]:
         return {"response": self.response,
@@ -182,28 +185,39 @@ class DivideVerifyRefine:
             divisions = [divide(text, self.model, strategy=self.divider)
                          for text in instructions]
         if responses is None:
-            responses = self.generate_texts(
+            responses = [result.text.strip() for result in self.generate(
                 [answer_request(text, self.max_new_tokens) for text in instructions],
-                "answer", on_progress)
+                "answer", on_progress)]
         outcomes = [self.start(division, response)
                     for division, response in zip(divisions, responses, strict=True)]
         for round_index in range(self.max_refinements):
-            active = [o for o in outcomes if o.failing()]
-            if not active:
+            if not any(outcome.failing() for outcome in outcomes):
                 break
-            requests = [request for outcome in active for request in self.refinements(outcome)]
-            texts = self.generate_texts(requests, f"refine {round_index + 1}", on_progress)
-            for number, outcome in enumerate(active):
-                tried = texts[number * self.candidates:(number + 1) * self.candidates]
-                self.observe(outcome, self.pick(outcome, tried))
+            self.refine_round(outcomes, f"refine {round_index + 1}", on_progress)
         return outcomes
+
+    def refine_round(self, outcomes: Sequence[DvrOutcome], phase: str = "refine",
+                     on_progress: ProgressSink | None = None) -> list[GenerationResult]:
+        """One round for every outcome that can still improve: its next failed constraint
+        refined (`candidates` samples, one batch for all), the candidate the checkers like
+        best observed. The chosen generations, in the order of the improvable outcomes."""
+        active = [outcome for outcome in outcomes if outcome.failing()]
+        requests = [request for outcome in active for request in self.refinements(outcome)]
+        results = self.generate(requests, phase, on_progress)
+        chosen = []
+        for number, outcome in enumerate(active):
+            tried = results[number * self.candidates:(number + 1) * self.candidates]
+            best = self.pick(outcome, [result.text.strip() for result in tried])
+            chosen.append(next(r for r in tried if r.text.strip() == best))
+            self.observe(outcome, best)
+        return chosen
 
     def start(self, division: Division, response: str) -> DvrOutcome:
         conflicts, involved = conflicting_indices(division.constraints)
         first = Attempt(response, check_all(response, division.constraints))
         return DvrOutcome(instruction=division.instruction, constraints=division.constraints,
                           conflicts=conflicts, best=first, history=[first],
-                          unrefinable=involved)
+                          unrefinable=involved, latest=response)
 
     def target(self, outcome: DvrOutcome) -> int:
         """The next failed constraint after the one refined last, cycling through them."""
@@ -242,6 +256,7 @@ class DivideVerifyRefine:
         before = outcome.best
         after = Attempt(text, check_all(text, outcome.constraints))
         outcome.history.append(after)
+        outcome.latest = text
         outcome.iterations += 1
         outcome.last_target = index
         if after.passed > before.passed:
@@ -281,12 +296,11 @@ class DivideVerifyRefine:
         log.warning("refinement repository disabled for this run: %s", error)
         self.repository = None
 
-    def generate_texts(self, requests: list[GenerationRequest], phase: str,
-                       on_progress: ProgressSink | None) -> list[str]:
-        """Texts of the requests, run `batch_size` rows at a time."""
+    def generate(self, requests: list[GenerationRequest], phase: str,
+                 on_progress: ProgressSink | None) -> list[GenerationResult]:
+        """The requests' results, `batch_size` rows at a time."""
         def done(count: int) -> None:
             on_progress(phase, count, len(requests))
 
-        results = self.model.generate_chunked(requests, self.batch_size,
-                                              on_batch=done if on_progress else None)
-        return [result.text.strip() for result in results]
+        return self.model.generate_chunked(requests, self.batch_size,
+                                           on_batch=done if on_progress else None)

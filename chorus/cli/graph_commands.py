@@ -48,8 +48,7 @@ def run_graph(args, load_model, console: Console) -> int:
 
 
 def call_tools(args, load_model, console: Console) -> int:
-    from chorus.agents.calling import choose_calls, conversation_task
-    from chorus.runtime.library import role_default
+    from chorus.agents.calling import choose_calls, conversation_task, role_adapters
     from chorus.tools import ToolRegistry
 
     tools = ToolRegistry.from_openai_file(args.tools)

@@ -136,6 +136,8 @@ def _field(state: RunState, path: str) -> str:
 def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
     if node.run == "tools":
         return _tools_node(name, context)
+    if node.run == "checks":
+        return dvr_node(spec, name, node, context)
     role = spec.role(spec.agents[node.agent].role)
     if role.build is None:  # DVR roles run steps of their own
         return dvr_node(spec, name, node, context)

@@ -1,6 +1,7 @@
 """The nodes of Divide–Verify–Refine graphs: divider, writer, `run: checks` and refiner.
 
-They run the same steps as `chorus.agents.dvr.DivideVerifyRefine`, one per graph node, with
+They run the steps of `chorus.agents.dvr.DivideVerifyRefine` (the refiner node is one of its
+refinement rounds, for one instruction), one per graph node, with
 the run's progress (constraints, best attempt, counters) kept in the checkpointed `dvr` field.
 The checks node's verdict passes once every constraint that can pass does: constraints in a
 conflict are reported in its feedback, not refined forever.
@@ -77,12 +78,9 @@ def _refiner(name: str, agent: AgentSpec, context: GraphContext):
         outcome = DvrOutcome.from_state(state["dvr"])
         if not outcome.failing():  # a custom route got here with nothing left to fix
             return {"visits": {name: 1}, "answer": outcome.response}
-        loop = _loop(context, agent)
-        generations = context.model.generate_batch(loop.refinements(outcome))
-        chosen = loop.pick(outcome, [g.text.strip() for g in generations])
-        generation = next(g for g in generations if g.text.strip() == chosen)
+        [generation] = _loop(context, agent).refine_round([outcome])
         update = _answered(name, agent, context, runtime, generation)
-        update["dvr"] = outcome.to_state()  # carries the retrieval count
+        update["dvr"] = outcome.to_state()  # checked, and kept if it is the best so far
         return update
 
     return run
@@ -103,7 +101,8 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
         progress = state.get("dvr") or {}
         if "response" in progress:
             outcome = DvrOutcome.from_state(progress)
-            loop.observe(outcome, state.get("answer", ""))
+            if state.get("answer", "") != outcome.latest:  # a custom graph's own rewrite
+                loop.observe(outcome, state.get("answer", ""))
         else:  # the first answer
             constraints = [parse_constraint(c) for c in progress.get("constraints", [])]
             outcome = loop.start(Division(state["task"], constraints), state.get("answer", ""))
