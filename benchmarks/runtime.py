@@ -23,6 +23,7 @@ import torch
 
 from chorus.runtime import JsonSchema, adapters, load_model
 from chorus.runtime.guidance import GrammarCache
+from chorus.runtime.local import llguidance_tokenizer
 from chorus.runtime.rowwise_lora import supports_rowwise
 
 ADAPTER_NAMES = ["planner", "caller", "summarizer", "verifier"]
@@ -92,7 +93,8 @@ def bench_tokens(model, repeats: int) -> dict:
 
 
 def bench_constraint_setup(model, repeats: int) -> dict:
-    grammars = GrammarCache(model.backend.tokenizer)  # fresh: nothing compiled yet
+    # Fresh: nothing compiled yet.
+    grammars = GrammarCache(lambda: llguidance_tokenizer(model.backend.tokenizer))
     tokenizer_setup, _ = timed(lambda: grammars.llg_tokenizer)
     new, cached = [], []
     for index in range(max(repeats, 5)):

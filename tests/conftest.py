@@ -78,5 +78,12 @@ def tiny(tiny_model_dir: Path) -> chorus.Model:
 
 @pytest.fixture(scope="session")
 def smol(chorus_home: Path) -> chorus.Model:
-    """The real embedded SmolLM2-135M-Instruct, converted once into the session CHORUS_HOME."""
-    return chorus.load_model(dtype="float32", show_progress=False)
+    """The real embedded SmolLM2-135M-Instruct on transformers, converted once into the
+    session CHORUS_HOME."""
+    return chorus.load_model(dtype="float32", backend="transformers", show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def smol_llama(chorus_home: Path) -> chorus.Model:
+    """The same embedded GGUF run directly by llama.cpp."""
+    return chorus.load_model(backend="llamacpp")

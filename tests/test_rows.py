@@ -1,10 +1,10 @@
 """Per-row bookkeeping of a batch: repetition cut-off, stop strings, budgets, streaming."""
 
 import pytest
-import torch
 from transformers import AutoTokenizer
 
 from chorus.runtime.rows import RowTracker, repeated_line_start
+from chorus.runtime.types import GenerationRequest
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -26,17 +26,23 @@ def tokenizer(smol_tokenizer_dir):
 
 
 def feed(tracker: RowTracker, rows: list[list[int]]) -> None:
-    """Offer the tracker one token per row per step, as generate() does."""
+    """Offer the tracker one token per unfinished row per step, as a backend does."""
     for step in range(max(len(r) for r in rows)):
-        column = [r[step] if step < len(r) else tracker.eos_ids.copy().pop() for r in rows]
-        tracker(torch.tensor(column).unsqueeze(1), None)
+        for row, tokens in enumerate(rows):
+            if not tracker.finished[row]:
+                token = tokens[step] if step < len(tokens) else tracker.eos_ids.copy().pop()
+                tracker.advance(row, token)
 
 
-def tracker_for(tokenizer, rows, **options) -> RowTracker:
-    defaults = dict(budgets=[100] * rows, stops=[()] * rows,
-                    matchers=[None] * rows, eos_ids={tokenizer.eos_token_id},
-                    tokenizer=tokenizer, on_text=None)
-    return RowTracker(**{**defaults, **options})
+def tracker_for(tokenizer, rows, *, budgets=None, stops=None, stop_on_repeat=None,
+                on_text=None) -> RowTracker:
+    requests = [GenerationRequest(
+        messages="x", max_new_tokens=(budgets or [100] * rows)[row],
+        stop=(stops or [()] * rows)[row],
+        stop_on_repeated_line=(stop_on_repeat or [False] * rows)[row]) for row in range(rows)]
+    return RowTracker(requests, matchers=[None] * rows, eos_ids={tokenizer.eos_token_id},
+                      decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+                      on_text=on_text)
 
 
 def test_rows_stop_independently_and_stream_exactly_their_text(tokenizer):

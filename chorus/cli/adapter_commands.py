@@ -113,6 +113,7 @@ def train_adapter(args, load) -> int:
     read_examples(args.data, plan.roles)  # bad data fails now, not after the model loads
     if args.dtype is None:
         args.dtype = "float32"  # LoRA weights and optimizer state must be float32
+    args.backend = "transformers"  # training needs torch's gradients
     model = load(args)
     command = "chorus " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["adapters"] else None
     err = Console(stderr=True)

@@ -126,14 +126,18 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model directory, .gguf file or hub id "
                                         "(default: embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
-                        help="default: CHORUS_DTYPE or auto (bf16 where the CPU is fast at it)")
+                        help="transformers backend: default CHORUS_DTYPE or auto (bf16 where "
+                             "the CPU is fast at it)")
+    parser.add_argument("--backend", choices=["auto", "transformers", "llamacpp"],
+                        default=None, help="default: CHORUS_BACKEND or auto (llama.cpp for a "
+                                           "GGUF model where it is installed)")
 
 
 def _load(args):
     from chorus.runtime import load_model
 
     with err.status("loading model"):
-        return load_model(args.model, dtype=args.dtype)
+        return load_model(args.model, dtype=args.dtype, backend=args.backend)
 
 
 def _generate(args) -> int:

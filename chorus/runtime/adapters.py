@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
 
 from chorus.errors import AdapterError, AdapterNotFoundError
-from chorus.runtime.manifest import read_manifest
+from chorus.runtime.manifest import AdapterManifest, read_manifest
 from chorus.runtime.rowwise_lora import rowwise_adapters, supports_rowwise
 from chorus.runtime.types import AdapterInfo
 
@@ -53,7 +54,11 @@ def base_fingerprint(model: torch.nn.Module) -> str:
 
 
 class AdapterRegistry:
-    def __init__(self, base_model: torch.nn.Module, lock: threading.RLock):
+    def __init__(self, base_model: torch.nn.Module, lock: threading.RLock, *,
+                 gguf_sha256: str | None = None):
+        """`gguf_sha256`: the GGUF file the base weights were converted from, if any; it is
+        recorded in the manifests of adapters trained here."""
+        self.gguf_sha256 = gguf_sha256
         self._base = base_model
         self._peft = None
         self._sources: dict[str, str | None] = {}
@@ -117,7 +122,11 @@ class AdapterRegistry:
         with self._lock:
             self._check_new(name)
             try:
-                self._add(name, LoraConfig.from_pretrained(path))
+                config = LoraConfig.from_pretrained(path)
+                # The folder it was trained from is no concern here (the base is checked by
+                # fingerprint), and peft warns on every load where it differs.
+                config.base_model_name_or_path = None
+                self._add(name, config)
                 result = set_peft_model_state_dict(self._peft, load_peft_weights(path),
                                                    adapter_name=name)
                 unexpected = [key for key in result.unexpected_keys if "lora_" in key]
@@ -134,7 +143,7 @@ class AdapterRegistry:
 
     def _check_base(self, path: Path) -> None:
         manifest = read_manifest(path)
-        if manifest is None or manifest.base_model.fingerprint == self.base_fingerprint:
+        if manifest is None or self.fits(manifest):
             return
         raise AdapterError(
             f"Adapter {path} was trained for base model '{manifest.base_model.name}' "
@@ -142,6 +151,9 @@ class AdapterRegistry:
             f"fingerprint {self.base_fingerprint}. A LoRA adapter only works on the weights "
             "it was trained on: load that model, or train the adapter again on this one "
             "(`chorus adapters train`).")
+
+    def fits(self, manifest: AdapterManifest) -> bool:
+        return manifest.base_model.fingerprint == self.base_fingerprint
 
     @contextmanager
     def trainable(self, name: str) -> Iterator[tuple[torch.nn.Module, list[torch.nn.Parameter]]]:
@@ -211,7 +223,10 @@ class AdapterRegistry:
     def _add(self, name: str, config) -> None:
         """Attach an adapter, wrapping the base model in peft on first use."""
         if self._peft is None:
-            self._peft = get_peft_model(self._base, config, adapter_name=name)
+            with warnings.catch_warnings():  # peft calls an API transformers deprecates
+                warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated",
+                                        FutureWarning)
+                self._peft = get_peft_model(self._base, config, adapter_name=name)
         else:
             self._peft.add_adapter(name, config)
         self._peft.eval()  # peft allows per-row adapter_names only in eval mode

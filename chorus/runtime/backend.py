@@ -14,13 +14,16 @@ from collections.abc import Sequence
 from os import PathLike
 from typing import Protocol
 
+from chorus.runtime.manifest import AdapterManifest
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
 
 class AdapterHost(Protocol):
     """Adapters a backend can apply per call, by name."""
 
-    base_fingerprint: str  # which weights its adapters must have been trained on
+    def fits(self, manifest: AdapterManifest) -> bool:
+        """Was an adapter with this manifest trained on this backend's base weights?"""
+        ...
 
     def __contains__(self, name: object) -> bool: ...
 

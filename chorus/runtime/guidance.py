@@ -1,19 +1,18 @@
-"""Constrained decoding with llguidance: compiled grammars cached by key, masks per batch row.
+"""Constrained decoding with llguidance: compiled grammars cached by key, masks as arrays.
 
 Measured here (benchmarks/RESULTS.md): llguidance compiles a schema in about a millisecond
 once its tokenizer is built, where outlines' own back-ends take 0.5-1.6 s per new schema and
 its torch mask kernel goes through torch.compile (seconds to tens of seconds on first use).
-So masks are applied with plain tensor ops here.
+So masks are computed into numpy arrays here, and each backend applies them to its logits.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
-import torch
-from transformers import LogitsProcessor
 
 from chorus.errors import UnsupportedSchemaError
 from chorus.runtime.outputs import OutputType
@@ -22,8 +21,10 @@ from chorus.runtime.outputs import OutputType
 class GrammarCache:
     """Compiles each output type once; later uses start from a copy of the pristine matcher."""
 
-    def __init__(self, tokenizer, capacity: int = 512):
-        self._hf_tokenizer = tokenizer
+    def __init__(self, make_tokenizer: Callable[[], object], capacity: int = 512):
+        """`make_tokenizer` builds the llguidance tokenizer of the model's vocabulary; it is
+        called once, and only if an output is constrained."""
+        self._make_tokenizer = make_tokenizer
         self._llg_tokenizer = None
         self._matchers: OrderedDict[str, object] = OrderedDict()
         self._capacity = capacity
@@ -31,10 +32,8 @@ class GrammarCache:
 
     @property
     def llg_tokenizer(self):
-        if self._llg_tokenizer is None:  # ~0.4 s, paid once and only if outputs are constrained
-            import llguidance.hf
-
-            self._llg_tokenizer = llguidance.hf.from_tokenizer(self._hf_tokenizer)
+        if self._llg_tokenizer is None:  # 0.4-1 s, paid once and only if outputs are constrained
+            self._llg_tokenizer = self._make_tokenizer()
         return self._llg_tokenizer
 
     def matcher(self, output: OutputType):
@@ -69,26 +68,8 @@ class GrammarCache:
         return output.key in self._matchers
 
 
-class MaskRows(LogitsProcessor):
-    """Masks each constrained row's logits to the tokens its grammar allows next.
-
-    Rows without a matcher, and finished rows, are left alone. Sampled tokens are fed to the
-    matchers by RowTracker, which sees every token as soon as it is chosen.
-    """
-
-    def __init__(self, matchers: list, finished: list[bool], vocab_size: int):
-        self.matchers = matchers
-        self.finished = finished
-        self._words = (vocab_size + 31) // 32
-        self._bitmask = np.zeros(self._words, dtype=np.int32)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor):
-        for row, matcher in enumerate(self.matchers):
-            if matcher is None or self.finished[row]:
-                continue
-            matcher.unsafe_compute_mask_ptr(self._bitmask.ctypes.data, self._bitmask.nbytes)
-            allowed = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")
-            blocked = torch.from_numpy(allowed[: scores.shape[-1]] == 0)
-            scores[row, : blocked.shape[0]].masked_fill_(blocked, float("-inf"))
-            scores[row, blocked.shape[0]:] = float("-inf")
-        return scores
+def allowed_tokens(matcher, vocab_size: int, bitmask: np.ndarray) -> np.ndarray:
+    """Which of the first `vocab_size` tokens the grammar allows next (bool array);
+    `bitmask` is scratch space of (vocab_size + 31) // 32 int32 words."""
+    matcher.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
+    return np.unpackbits(bitmask.view(np.uint8), bitorder="little")[:vocab_size].astype(bool)

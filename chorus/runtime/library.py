@@ -76,7 +76,7 @@ def role_default(model: Model, role: str) -> str | None:
         return None
     for item in available():
         if item.name == role and item.manifest is not None and \
-                item.manifest.base_model.fingerprint == model.adapters.base_fingerprint:
+                model.adapters.fits(item.manifest):
             return ensure_loaded(model, role)
     return None
 

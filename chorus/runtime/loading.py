@@ -1,22 +1,50 @@
-"""`load_model`: the one shared base model, from whatever the user pointed at."""
+"""`load_model`: the one shared base model, from whatever the user pointed at, on the backend
+that runs it best.
+
+Two local backends: transformers (torch; trains adapters, runs any model folder or hub id)
+and llama.cpp (runs a GGUF file directly, without torch). torch is imported only when the
+transformers backend is chosen.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
-import torch
-
 from chorus.errors import ModelLoadError, ModelNotFoundError
-from chorus.runtime.local import LocalBackend
 from chorus.runtime.model import Model
-from chorus.runtime.sources import ModelSource, materialise, resolve
+from chorus.runtime.sources import ModelSource, gguf_origin, materialise, resolve
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32,
-           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+
+BackendName = Literal["auto", "transformers", "llamacpp"]
+BACKENDS: tuple[str, ...] = ("auto", "transformers", "llamacpp")
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+def choose_backend(requested: str | None, source: ModelSource) -> str:
+    """`requested`, else CHORUS_BACKEND, else auto: llama.cpp for a GGUF file where
+    llama-cpp-python is installed, transformers otherwise."""
+    requested = requested or os.environ.get("CHORUS_BACKEND") or "auto"
+    if requested not in BACKENDS:
+        raise ModelLoadError(f"Unknown backend {requested!r}: use one of {', '.join(BACKENDS)}")
+    if requested == "llamacpp" and source.kind != "gguf":
+        raise ModelLoadError(f"The llama.cpp backend runs GGUF files; {source.location} is a "
+                             f"{source.kind}. Pass a .gguf file or use --backend transformers.")
+    if requested == "auto":
+        usable = source.kind == "gguf" and importlib.util.find_spec("llama_cpp") is not None
+        return "llamacpp" if usable and _AUTO_PREFERS_LLAMACPP else "transformers"
+    return requested
+
+
+# Set by measurement (benchmarks/RESULTS.md, "Backends").
+_AUTO_PREFERS_LLAMACPP = False
 
 
 @lru_cache(maxsize=1)
@@ -31,6 +59,8 @@ def _cpu_has_fast_bf16() -> bool:
 def choose_dtype(requested: str | torch.dtype | None = None) -> torch.dtype:
     """bf16 where the CPU computes it natively (1.6-2x faster here), else fp32.
     `CHORUS_DTYPE` or an explicit value overrides: bf16 changes some greedy answers."""
+    import torch
+
     if isinstance(requested, torch.dtype):
         return requested
     requested = requested or os.environ.get("CHORUS_DTYPE", "auto")
@@ -38,22 +68,33 @@ def choose_dtype(requested: str | torch.dtype | None = None) -> torch.dtype:
         return torch.bfloat16 if _cpu_has_fast_bf16() else torch.float32
     if requested not in _DTYPES:
         raise ModelLoadError(f"Unknown dtype {requested!r}: use auto, float32 or bfloat16")
-    return _DTYPES[requested]
+    return getattr(torch, _DTYPES[requested])
 
 
 def load_model(name_or_path: str | os.PathLike[str] | None = None, *,
-               dtype: str | torch.dtype | None = None, show_progress: bool = True) -> Model:
+               dtype: str | torch.dtype | None = None, backend: BackendName | None = None,
+               show_progress: bool = True) -> Model:
     """Load the shared base model. None means the embedded SmolLM2-135M-Instruct.
 
-    A GGUF file is converted once to a safetensors copy in CHORUS_HOME (progress shown on
-    stderr); later loads read the copy.
+    `backend`: "transformers", "llamacpp" or "auto" (default: CHORUS_BACKEND, else auto).
+    On transformers a GGUF file is converted once to a safetensors copy in CHORUS_HOME
+    (progress shown on stderr) and later loads read the copy; llama.cpp reads it directly
+    (`dtype` does not apply: it computes with the file's own quantised weights).
     """
+    source = resolve(name_or_path)
+    if choose_backend(backend, source) == "llamacpp":
+        from chorus.runtime.llamacpp import LlamaCppBackend
+
+        return Model(LlamaCppBackend(Path(source.location), name=source.label))
     from transformers.utils import logging as hf_logging
 
+    from chorus.runtime.local import LocalBackend
+
     hf_logging.disable_progress_bar()
-    source = materialise(resolve(name_or_path), show_progress=show_progress)
-    model, tokenizer = _load_transformers(source, choose_dtype(dtype))
-    return Model(LocalBackend(model, tokenizer, name=source.label))
+    directory = materialise(source, show_progress=show_progress)
+    model, tokenizer = _load_transformers(directory, choose_dtype(dtype))
+    return Model(LocalBackend(model, tokenizer, name=source.label,
+                              gguf_sha256=gguf_origin(Path(directory.location))))
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

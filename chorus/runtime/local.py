@@ -11,12 +11,18 @@ import time
 from collections.abc import Sequence
 from itertools import groupby
 
+import numpy as np
 import torch
-from transformers import LogitsProcessorList, StoppingCriteriaList
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
-from chorus.errors import ChorusError, OutputTruncatedError
+from chorus.errors import ChorusError
 from chorus.runtime.adapters import AdapterRegistry
-from chorus.runtime.guidance import GrammarCache, MaskRows
+from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.types import GenerationRequest, GenerationResult, TextCallback
 
@@ -27,7 +33,8 @@ def _sampling_key(request: GenerationRequest) -> tuple:
 
 
 class LocalBackend:
-    def __init__(self, model: torch.nn.Module, tokenizer, name: str):
+    def __init__(self, model: torch.nn.Module, tokenizer, name: str, *,
+                 gguf_sha256: str | None = None):
         model.eval()
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
@@ -35,8 +42,8 @@ class LocalBackend:
         self.name = name
         self.tokenizer = tokenizer
         self.lock = threading.RLock()  # one forward pass at a time; batching is the parallelism
-        self.adapters = AdapterRegistry(model, self.lock)
-        self.grammars = GrammarCache(tokenizer)
+        self.adapters = AdapterRegistry(model, self.lock, gguf_sha256=gguf_sha256)
+        self.grammars = GrammarCache(lambda: llguidance_tokenizer(tokenizer))
         self.eos_ids = {tokenizer.eos_token_id, *_as_set(model.generation_config.eos_token_id)}
 
     def generate_batch(self, requests: Sequence[GenerationRequest],
@@ -63,19 +70,18 @@ class LocalBackend:
                                                       tokenize=False) for r in requests]
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True,
                                 add_special_tokens=False)
-        tracker = RowTracker(budgets=[r.max_new_tokens for r in requests],
-                             stops=[r.stop for r in requests], matchers=matchers,
-                             eos_ids=self.eos_ids, tokenizer=self.tokenizer, on_text=on_text,
-                             stop_on_repeat=[r.stop_on_repeated_line for r in requests])
+        tracker = RowTracker(
+            requests, matchers=matchers, eos_ids=self.eos_ids, on_text=on_text,
+            decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
         options = dict(
             max_new_tokens=max(r.max_new_tokens for r in requests),
-            stopping_criteria=StoppingCriteriaList([tracker]),
+            stopping_criteria=StoppingCriteriaList([_StopRows(tracker)]),
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=sorted(self.eos_ids),
         )
         if any(matchers):
             options["logits_processor"] = LogitsProcessorList(
-                [MaskRows(matchers, tracker.finished, len(self.tokenizer))])
+                [_MaskRows(matchers, tracker.finished, len(self.tokenizer))])
         if first.temperature > 0:
             options.update(do_sample=True, temperature=first.temperature, top_p=first.top_p)
         else:
@@ -89,28 +95,51 @@ class LocalBackend:
         latency = time.perf_counter() - started
 
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        return [self._result(row, request, tracker, prompt_tokens[row], latency)
-                for row, request in enumerate(requests)]
+        return [tracker.result(row, prompt_tokens[row], latency)
+                for row in range(len(requests))]
 
-    def _result(self, row: int, request: GenerationRequest, tracker: RowTracker,
-                prompt_tokens: int, latency: float) -> GenerationResult:
-        text = tracker.texts[row]
-        result = GenerationResult(
-            text=text, finish_reason=tracker.reasons[row], prompt_tokens=prompt_tokens,
-            new_tokens=len(tracker.token_ids[row]), latency_s=latency, adapter=request.adapter)
-        if request.output is None:
-            return result
-        matcher = tracker.matchers[row]
-        try:
-            if not matcher.is_accepting():
-                raise OutputTruncatedError(
-                    f"Constrained output ran out of tokens (max_new_tokens="
-                    f"{request.max_new_tokens}) before it was complete; raise max_new_tokens. "
-                    f"Partial output: {text[:200]!r}", text)
-            result.value = request.output.parse(text)
-        except ChorusError as error:
-            result.fail(error)  # re-raised by Model.generate; a batch keeps its other rows
-        return result
+
+class _StopRows(StoppingCriteria):
+    """`generate` calls this once per step with every row's tokens: the one place that
+    sees each row grow, so each new token goes to the tracker there."""
+
+    def __init__(self, tracker: RowTracker):
+        self.tracker = tracker
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        for row, finished in enumerate(self.tracker.finished):
+            if not finished:
+                self.tracker.advance(row, int(input_ids[row, -1]))
+        return torch.tensor(self.tracker.finished, dtype=torch.bool, device=input_ids.device)
+
+
+class _MaskRows(LogitsProcessor):
+    """Masks each constrained row's logits to the tokens its grammar allows next.
+
+    Rows without a matcher, and finished rows, are left alone. Sampled tokens are fed to the
+    matchers by RowTracker, which sees every token as soon as it is chosen.
+    """
+
+    def __init__(self, matchers: list, finished: list[bool], vocab_size: int):
+        self.matchers = matchers
+        self.finished = finished
+        self._bitmask = np.zeros((vocab_size + 31) // 32, dtype=np.int32)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor):
+        for row, matcher in enumerate(self.matchers):
+            if matcher is None or self.finished[row]:
+                continue
+            allowed = allowed_tokens(matcher, scores.shape[-1], self._bitmask)
+            blocked = torch.from_numpy(~allowed)
+            scores[row, : blocked.shape[0]].masked_fill_(blocked, float("-inf"))
+            scores[row, blocked.shape[0]:] = float("-inf")
+        return scores
+
+
+def llguidance_tokenizer(tokenizer):
+    import llguidance.hf
+
+    return llguidance.hf.from_tokenizer(tokenizer)
 
 
 def trainable_backend(model) -> LocalBackend:

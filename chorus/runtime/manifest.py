@@ -1,8 +1,9 @@
 """What an adapter was made from, stored beside its weights as chorus.json.
 
 The base model is identified by a fingerprint of its weights (`base_fingerprint` in
-adapters.py), not by a name: the same SmolLM2 can be a GGUF file, a converted folder or a
-hub id, and two different models can share a name.
+adapters.py) and, where the weights came from a GGUF file, by that file's hash; not by a
+name: the same SmolLM2 can be a GGUF file, a converted folder or a hub id, and two different
+models can share a name. A backend decides with `fits(manifest)` whether an adapter is its.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ MANIFEST = "chorus.json"
 
 class BaseModelRecord(BaseModel):
     name: str
-    fingerprint: str
+    fingerprint: str  # of the weights as transformers loads them
+    # The GGUF file those weights were converted from, if any: what the llama.cpp backend,
+    # which runs that file directly, checks an adapter against.
+    gguf_sha256: str | None = None
 
 
 class TrainingRecord(BaseModel):

@@ -1,16 +1,17 @@
-"""Per-row bookkeeping of a batched generation: budgets, stop strings and streamed text.
+"""Per-row bookkeeping of a generation: budgets, stop strings, grammars and streamed text.
 
-`generate` calls a stopping criterion once per step with every row's tokens, which is the one
-place that sees each row grow; this class uses it to stop rows independently and to stream
-each row's new text to a callback.
+Every backend feeds each row's tokens to `RowTracker.advance` as soon as they are chosen; it
+stops rows independently (end of text, a stop string, a repeated line, the budget, a grammar
+that is complete), streams each row's new text to a callback, and turns a finished row into
+its validated `GenerationResult`. It knows no tensors, so backends without torch use it too.
 """
 
 from __future__ import annotations
 
-import torch
-from transformers import StoppingCriteria
+from collections.abc import Callable
 
-from chorus.runtime.types import FinishReason, TextCallback
+from chorus.errors import ChorusError, OutputTruncatedError
+from chorus.runtime.types import FinishReason, GenerationRequest, GenerationResult, TextCallback
 
 
 def repeated_line_start(text: str) -> int | None:
@@ -25,31 +26,28 @@ def repeated_line_start(text: str) -> int | None:
     return end - len(lines[-1])
 
 
-class RowTracker(StoppingCriteria):
-    def __init__(self, *, budgets: list[int], stops: list[tuple[str, ...]],
-                 matchers: list, eos_ids: set[int], tokenizer, on_text: TextCallback | None,
-                 stop_on_repeat: list[bool] | None = None):
-        rows = len(budgets)
-        self.budgets = budgets
-        self.stops = stops
+class RowTracker:
+    def __init__(self, requests: list[GenerationRequest], *, matchers: list,
+                 eos_ids: set[int], decode: Callable[[list[int]], str],
+                 on_text: TextCallback | None):
+        """`decode` turns a row's token ids into text (special tokens left out)."""
+        rows = len(requests)
+        self.requests = requests
+        self.budgets = [r.max_new_tokens for r in requests]
+        self.stops = [r.stop for r in requests]
         self.matchers = matchers
         self.eos_ids = eos_ids
-        self.tokenizer = tokenizer
+        self.decode = decode
         self.on_text = on_text
-        self.stop_on_repeat = stop_on_repeat or [False] * rows
+        self.stop_on_repeat = [r.stop_on_repeated_line for r in requests]
         self.finished = [False] * rows
         self.reasons: list[FinishReason] = ["length"] * rows
         self.token_ids: list[list[int]] = [[] for _ in range(rows)]
         self.texts = [""] * rows
         self._emitted = [0] * rows
 
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        for row in range(len(self.budgets)):
-            if not self.finished[row]:
-                self._advance(row, int(input_ids[row, -1]))
-        return torch.tensor(self.finished, dtype=torch.bool, device=input_ids.device)
-
-    def _advance(self, row: int, token: int) -> None:
+    def advance(self, row: int, token: int) -> None:
+        """Row `row` chose `token`: record it, and finish the row if it is done."""
         if token in self.eos_ids:
             self._finish(row, "stop")
             return
@@ -57,7 +55,7 @@ class RowTracker(StoppingCriteria):
         matcher = self.matchers[row]
         if matcher is not None:
             matcher.consume_token(token)
-        text = self.tokenizer.decode(self.token_ids[row], skip_special_tokens=True)
+        text = self.decode(self.token_ids[row])
         self.texts[row] = text
         for stop in self.stops[row]:
             cut = text.find(stop)
@@ -100,3 +98,23 @@ class RowTracker(StoppingCriteria):
         if end > self._emitted[row]:
             self.on_text(row, text[self._emitted[row]:end])
             self._emitted[row] = end
+
+    def result(self, row: int, prompt_tokens: int, latency: float) -> GenerationResult:
+        """The finished row, its constrained output parsed and validated; a failure is
+        recorded on the result (Model.generate raises it; a batch keeps its other rows)."""
+        request, text = self.requests[row], self.texts[row]
+        result = GenerationResult(
+            text=text, finish_reason=self.reasons[row], prompt_tokens=prompt_tokens,
+            new_tokens=len(self.token_ids[row]), latency_s=latency, adapter=request.adapter)
+        if request.output is None:
+            return result
+        try:
+            if not self.matchers[row].is_accepting():
+                raise OutputTruncatedError(
+                    f"Constrained output ran out of tokens (max_new_tokens="
+                    f"{request.max_new_tokens}) before it was complete; raise max_new_tokens. "
+                    f"Partial output: {text[:200]!r}", text)
+            result.value = request.output.parse(text)
+        except ChorusError as error:
+            result.fail(error)
+        return result

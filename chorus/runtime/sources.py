@@ -100,6 +100,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def gguf_origin(directory: Path) -> str | None:
+    """The sha256 of the GGUF file a converted model folder was made from, if it was."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        return json.loads(manifest.read_text()).get("source_sha256")
+    except (OSError, ValueError):
+        return None
+
+
 def materialise(source: ModelSource, *, show_progress: bool = True) -> ModelSource:
     """Turn a GGUF source into a directory source, converting it once if needed."""
     if source.kind != "gguf":

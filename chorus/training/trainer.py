@@ -218,7 +218,8 @@ def _manifest(model: Model, plan: TrainingPlan, losses, seconds, command) -> Ada
     return AdapterManifest(
         name=plan.name, role=plan.roles[0] if len(plan.roles) == 1 else "all",
         base_model=BaseModelRecord(name=model.name,
-                                   fingerprint=model.adapters.base_fingerprint),
+                                   fingerprint=model.adapters.base_fingerprint,
+                                   gguf_sha256=model.adapters.gguf_sha256),
         training=TrainingRecord(
             data=plan.data, data_version=data_version(Path(plan.data)), roles=plan.roles,
             from_adapter=plan.from_adapter, steps=plan.steps, batch_size=plan.batch_size,

@@ -1,0 +1,313 @@
+"""The llama.cpp backend: a GGUF file run directly by llama-cpp-python, without torch.
+
+One model, one context, requests run one after another under a lock (a context holds one
+adapter set at a time, and on two cores a second context buys no throughput). Each request:
+
+- the chat template of the GGUF (jinja2, as transformers renders it) turns messages into a
+  prompt;
+- **prefix cache**: the KV cache keeps the last prompt's tokens; a request under the same
+  adapter evaluates only what follows their common prefix. Cached states are per adapter: a
+  state computed under one adapter is never reused under another (switching saves the
+  current sequence's KV state and restores the one saved for the adapter being activated);
+- **adapters**: peft LoRA folders converted to GGUF LoRA (gguf_lora.py), loaded once per
+  model and set on the context per call;
+- **constrained output**: llguidance masks on the logits (tokenizer from the llama.cpp
+  vocabulary), grammars compiled and cached by key as in the transformers backend, and every
+  output parsed and validated by the same RowTracker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from chorus.errors import AdapterError, ChorusError, ModelLoadError
+from chorus.paths import chorus_home
+from chorus.runtime.gguf_lora import cached_conversion, read_peft
+from chorus.runtime.guidance import GrammarCache, allowed_tokens
+from chorus.runtime.manifest import AdapterManifest, read_manifest
+from chorus.runtime.rows import RowTracker
+from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
+
+DEFAULT_CONTEXT = 4096
+CACHED_STATES = 4  # adapters whose prompt state is kept while another one runs
+
+
+def default_threads() -> int:
+    # llama-cpp-python's default is half the cores: one thread on a 2-core machine.
+    return max(1, os.cpu_count() or 1)
+
+
+class LlamaCppBackend:
+    def __init__(self, gguf: Path, *, name: str, n_ctx: int = DEFAULT_CONTEXT,
+                 n_threads: int | None = None):
+        try:
+            import llama_cpp
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise ModelLoadError("The llama.cpp backend needs llama-cpp-python: "
+                                 "pip install llama-cpp-python (it compiles llama.cpp, about "
+                                 "10 minutes on 2 cores), or use --backend transformers"
+                                 ) from error
+        threads = n_threads or default_threads()
+        try:
+            self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=threads,
+                             n_threads_batch=threads, n_batch=512, verbose=False)
+        except (ValueError, RuntimeError) as error:
+            raise ModelLoadError(f"{gguf} could not be loaded by llama.cpp ({error}). Is the "
+                                 "file a complete GGUF model?") from error
+        self._api = llama_cpp
+        self.name = name
+        self.path = gguf
+        self.lock = threading.RLock()
+        self.n_ctx = n_ctx
+        self.n_vocab = self.llm.n_vocab()
+        vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self.eos_ids = {token for token in (llama_cpp.llama_vocab_eos(vocab),
+                                            llama_cpp.llama_vocab_eot(vocab)) if token >= 0}
+        self._format = self._chat_formatter()
+        self.grammars = GrammarCache(lambda: self._llguidance_tokenizer(vocab))
+        self.adapters = GgufAdapters(self)
+        self._bitmask = np.zeros((self.n_vocab + 31) // 32, dtype=np.int32)
+        self._kv_tokens: list[int] = []  # what the context's KV cache holds, in order
+        self._kv_adapter: str | None = None
+        self._saved: OrderedDict[str | None, tuple[list[int], bytes]] = OrderedDict()
+
+    # --- prompts ---------------------------------------------------------------------------
+
+    def _chat_formatter(self):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelLoadError(f"{self.path} has no chat template; chorus needs an "
+                                 "instruct/chat model")
+
+        def text_of(key: str) -> str:
+            token = int(self.llm.metadata.get(key, -1))
+            return self.llm.detokenize([token], special=True).decode() if token >= 0 else ""
+
+        return Jinja2ChatFormatter(template, eos_token=text_of("tokenizer.ggml.eos_token_id"),
+                                   bos_token=text_of("tokenizer.ggml.bos_token_id"))
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        prompt = self._format(messages=messages).prompt
+        return self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    def _llguidance_tokenizer(self, vocab):
+        import llguidance.llamacpp
+
+        # It calls a llama.cpp function that llama-cpp-python marks deprecated, once per token
+        # of the vocabulary: 49,152 warnings that say nothing to a user of chorus.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return llguidance.llamacpp.lltokenizer_from_vocab(
+                vocab, n_vocab=self.n_vocab, eos_token=sorted(self.eos_ids)[0])
+
+    # --- generation ------------------------------------------------------------------------
+
+    def generate_batch(self, requests: Sequence[GenerationRequest],
+                       on_text: TextCallback | None = None) -> list[GenerationResult]:
+        results = []
+        for index, request in enumerate(requests):
+            def forward(_row: int, piece: str, index=index) -> None:
+                on_text(index, piece)
+
+            with self.lock:
+                results.append(self._generate(request, forward if on_text else None))
+        return results
+
+    def _generate(self, request: GenerationRequest,
+                  on_text: TextCallback | None) -> GenerationResult:
+        tokens = self.prompt_tokens(request.messages)
+        if len(tokens) + request.max_new_tokens > self.n_ctx:
+            raise ChorusError(
+                f"The prompt has {len(tokens)} tokens and asks for up to "
+                f"{request.max_new_tokens} more, over the context of {self.n_ctx} tokens: "
+                "shorten the messages or lower max_new_tokens")
+        matcher = self.grammars.matcher(request.output) if request.output else None
+        tracker = RowTracker([request], matchers=[matcher], eos_ids=self.eos_ids,
+                             decode=self._decode, on_text=on_text)
+        random = np.random.default_rng(request.seed) if request.temperature > 0 else None
+        started = time.perf_counter()
+        self._prefill(request.adapter, tokens)
+        while True:
+            logits = np.ctypeslib.as_array(
+                self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
+            if matcher is not None:
+                logits = np.where(allowed_tokens(matcher, self.n_vocab, self._bitmask),
+                                  logits, -np.inf)
+            token = _choose(logits, request.temperature, request.top_p, random)
+            tracker.advance(0, token)
+            if tracker.finished[0]:
+                break
+            self._extend([token])
+        return tracker.result(0, len(tokens), time.perf_counter() - started)
+
+    def _prefill(self, adapter: str | None, tokens: list[int]) -> None:
+        """Make the KV cache hold `tokens` under `adapter`, computing only what no cached
+        state of that adapter already holds; the logits of the last token are then ready."""
+        if adapter != self._kv_adapter:
+            self._switch(adapter)
+        keep = 0
+        for cached, wanted in zip(self._kv_tokens, tokens, strict=False):
+            if cached != wanted:
+                break
+            keep += 1
+        keep = min(keep, len(tokens) - 1)  # the last prompt token is evaluated for its logits
+        self.llm.n_tokens = keep
+        self._kv_tokens = self._kv_tokens[:keep]
+        self._extend(tokens[keep:])
+
+    def _extend(self, tokens: list[int]) -> None:
+        self.llm.eval(tokens)
+        self._kv_tokens += tokens
+
+    def _switch(self, adapter: str | None) -> None:
+        """Save the current adapter's state, activate `adapter` and restore its own."""
+        if self._kv_tokens:
+            self._saved[self._kv_adapter] = (list(self._kv_tokens), self._sequence_state())
+            self._saved.move_to_end(self._kv_adapter)
+            while len(self._saved) > CACHED_STATES:
+                self._saved.popitem(last=False)
+        self.adapters.activate(adapter)
+        self.llm.reset()
+        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self._kv_tokens, self._kv_adapter = [], adapter
+        saved = self._saved.pop(adapter, None)
+        if saved is not None:
+            tokens, state = saved
+            buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+            if self._api.llama_state_seq_set_data(self.llm.ctx, buffer, len(state), 0):
+                self.llm.n_tokens = len(tokens)
+                self._kv_tokens = tokens
+
+    def _sequence_state(self) -> bytes:
+        size = self._api.llama_state_seq_get_size(self.llm.ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = self._api.llama_state_seq_get_data(self.llm.ctx, buffer, size, 0)
+        return bytes(buffer[:written])
+
+
+def _choose(logits: np.ndarray, temperature: float, top_p: float,
+            random: np.random.Generator | None) -> int:
+    """Greedy at temperature 0; otherwise nucleus sampling from a seeded generator."""
+    if random is None or temperature <= 0:
+        return int(np.argmax(logits))
+    scaled = (logits - logits.max()) / temperature
+    probabilities = np.exp(scaled)
+    probabilities /= probabilities.sum()
+    order = np.argsort(-probabilities)
+    cumulative = np.cumsum(probabilities[order])
+    kept = order[: int(np.searchsorted(cumulative, top_p)) + 1]
+    weights = probabilities[kept] / probabilities[kept].sum()
+    return int(random.choice(kept, p=weights))
+
+
+class GgufAdapters:
+    """peft adapters, converted to GGUF LoRA and loaded on the llama.cpp model by name."""
+
+    def __init__(self, backend: LlamaCppBackend):
+        self._backend = backend
+        self._loaded: dict[str, tuple[object, AdapterInfo]] = {}
+        self._active: str | None = None
+        self._sha256: str | None = None
+
+    @property
+    def gguf_sha256(self) -> str:
+        """The base GGUF file's hash, cached by path, size and time (hashing 0.5 GB takes
+        a second)."""
+        if self._sha256 is None:
+            self._sha256 = _cached_sha256(self._backend.path)
+        return self._sha256
+
+    def fits(self, manifest: AdapterManifest) -> bool:
+        return manifest.base_model.gguf_sha256 == self.gguf_sha256
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded
+
+    def list(self) -> list[AdapterInfo]:
+        return [info for _, info in self._loaded.values()]
+
+    def load(self, directory: str | os.PathLike[str], name: str | None = None) -> AdapterInfo:
+        path = Path(directory)
+        if not (path / "adapter_config.json").is_file():
+            raise AdapterError(f"{path} is not an adapter directory: no adapter_config.json")
+        name = name or path.name
+        if name in self._loaded:
+            raise AdapterError(f"An adapter named '{name}' already exists; remove it first")
+        manifest = read_manifest(path)
+        if manifest is not None and not self.fits(manifest):
+            raise AdapterError(
+                f"Adapter {path} was trained for base model '{manifest.base_model.name}', not "
+                f"for {self._backend.path.name}: a LoRA adapter only works on the weights it "
+                "was trained on. Train it again on this model (`chorus adapters train`).")
+        config, weights = read_peft(path)
+        metadata = self._backend.llm.metadata
+        architecture = metadata.get("general.architecture", "llama")
+        heads = int(metadata.get(f"{architecture}.attention.head_count", 0))
+        kv_heads = int(metadata.get(f"{architecture}.attention.head_count_kv", heads))
+        converted = cached_conversion(path, architecture=architecture, heads=heads,
+                                      kv_heads=kv_heads)
+        api = self._backend._api
+        with self._backend.lock:
+            pointer = api.llama_adapter_lora_init(self._backend.llm.model,
+                                                  str(converted).encode())
+        if not pointer:
+            raise AdapterError(f"llama.cpp refused the adapter {path} (converted to "
+                               f"{converted}): was it trained for this base model?")
+        info = AdapterInfo(name=name, rank=int(config["r"]),
+                           target_modules=tuple(sorted(config.get("target_modules") or ())),
+                           parameters=sum(int(w.size) for w in weights.values()),
+                           source=str(path))
+        self._loaded[name] = (pointer, info)
+        return info
+
+    def activate(self, name: str | None) -> None:
+        """Set adapter `name` (None: none) on the context; called under the backend's lock."""
+        if name is not None and name not in self._loaded:
+            known = ", ".join(self._loaded) or "none yet"
+            raise AdapterError(f"No adapter named '{name}' (loaded: {known}). Load it with "
+                               "model.adapters.load(folder).")
+        api = self._backend._api
+        if name is None:
+            api.llama_set_adapters_lora(self._backend.llm.ctx, None, 0, None)
+        else:
+            adapters = (api.llama_adapter_lora_p_ctypes * 1)(self._loaded[name][0])
+            scales = (ctypes.c_float * 1)(1.0)
+            if api.llama_set_adapters_lora(self._backend.llm.ctx, adapters, 1, scales):
+                raise AdapterError(f"llama.cpp could not activate adapter '{name}'")
+        self._active = name
+
+
+def _cached_sha256(path: Path) -> str:
+    from chorus.runtime.sources import file_sha256
+
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    cache = chorus_home() / "models" / "sha256" / f"{key.hexdigest()[:16]}.json"
+    if cache.is_file():
+        try:
+            return json.loads(cache.read_text())["sha256"]
+        except (OSError, ValueError, KeyError):
+            pass
+    digest = file_sha256(path)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+    partial.write_text(json.dumps({"path": str(path), "sha256": digest}))
+    os.replace(partial, cache)
+    return digest
