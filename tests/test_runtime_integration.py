@@ -182,7 +182,7 @@ def test_constrained_rows_of_a_batch_are_each_valid(smol: chorus.Model):
 def smol_with_base_logits(smol: chorus.Model):
     """A second copy of SmolLM2 (read from the conversion cache) just for adapter tests,
     with its logits taken before any adapter existed."""
-    model = chorus.load_model(dtype="float32", show_progress=False)
+    model = chorus.load_model(dtype="float32", backend="transformers", show_progress=False)
     base = next_token_logits(model, None)
     base_text = model.generate(PROMPT, max_new_tokens=24).text
     return model, base, base_text

@@ -106,19 +106,19 @@ def test_load_model_from_an_unknown_hub_id_fails_offline(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelNotFoundError, match="hub") as caught:
-        chorus.load_model("someorg/somemodel", show_progress=False)
+        chorus.load_model("someorg/somemodel", backend="transformers", show_progress=False)
     assert "someorg/somemodel" in str(caught.value)
 
 
 def test_load_model_from_a_missing_path(tmp_path: Path):
     with pytest.raises(ModelNotFoundError):
-        chorus.load_model(tmp_path / "missing", show_progress=False)
+        chorus.load_model(tmp_path / "missing", backend="transformers", show_progress=False)
 
 
 def test_load_model_from_a_directory_with_a_broken_config(tmp_path: Path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match=re.escape(str(tmp_path.resolve()))):
-        chorus.load_model(tmp_path, show_progress=False)
+        chorus.load_model(tmp_path, backend="transformers", show_progress=False)
 
 
 # GGUF conversion ---------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def test_a_corrupt_gguf_raises_model_load_error_and_caches_nothing(tmp_path: Pat
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(os.urandom(4096))
     with pytest.raises(ModelLoadError) as caught:
-        chorus.load_model(broken, show_progress=False)
+        chorus.load_model(broken, backend="transformers", show_progress=False)
     assert "broken.gguf" in str(caught.value)
     assert leftovers(home) == []
 
@@ -140,7 +140,7 @@ def test_a_truncated_gguf_raises_model_load_error_and_caches_nothing(tmp_path: P
     with sources.embedded_gguf().open("rb") as source:
         truncated.write_bytes(source.read(1 << 20))
     with pytest.raises(ModelLoadError, match="truncated.gguf"):
-        chorus.load_model(truncated, show_progress=False)
+        chorus.load_model(truncated, backend="transformers", show_progress=False)
     assert leftovers(home) == []
 
 

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chorus.errors import RepositoryError
@@ -174,6 +173,8 @@ class RefinementRepository:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                check_same_thread=False)
         try:
+            import sqlite_utils  # on use: it costs 0.2 s to import, and most commands never do
+
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             if "refinements_fts" not in self.db.table_names():

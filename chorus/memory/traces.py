@@ -13,8 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from chorus.errors import ChorusError
 
 
@@ -24,6 +22,8 @@ class TraceStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Graph nodes run in LangGraph's worker threads; one connection, one lock.
         self._lock = threading.Lock()
+        import sqlite_utils  # on use: it costs 0.2 s to import
+
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
         self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the running graph
         self.db["runs"].create({"run_id": str, "thread_id": str, "graph": str, "input": str,

@@ -24,7 +24,6 @@ import json
 import os
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ from chorus.paths import chorus_home
 from chorus.runtime.gguf_lora import cached_conversion, read_peft
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.manifest import AdapterManifest, read_manifest
+from chorus.runtime.prompt_cache import MIN_PREFIX, PromptCache
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
@@ -50,7 +50,8 @@ def default_threads() -> int:
 
 class LlamaCppBackend:
     def __init__(self, gguf: Path, *, name: str, n_ctx: int = DEFAULT_CONTEXT,
-                 n_threads: int | None = None):
+                 n_threads: int | None = None, persist_prompts: bool = True):
+        """`persist_prompts`: keep computed prompt states on disk for later processes."""
         try:
             import llama_cpp
             from llama_cpp import Llama
@@ -82,6 +83,8 @@ class LlamaCppBackend:
         self._kv_tokens: list[int] = []  # what the context's KV cache holds, in order
         self._kv_adapter: str | None = None
         self._saved: OrderedDict[str | None, tuple[list[int], bytes]] = OrderedDict()
+        self.persist_prompts = persist_prompts
+        self._cache: PromptCache | None = None
 
     # --- prompts ---------------------------------------------------------------------------
 
@@ -108,14 +111,28 @@ class LlamaCppBackend:
         return self.llm.detokenize(tokens).decode("utf-8", errors="replace")
 
     def _llguidance_tokenizer(self, vocab):
-        import llguidance.llamacpp
+        """llguidance's tokenizer of this vocabulary, as `llguidance.llamacpp` builds it but
+        through llama.cpp's current attribute call: the deprecated one it uses warns once per
+        token, which made the set-up three times slower."""
+        from llguidance import LLTokenizer
 
-        # It calls a llama.cpp function that llama-cpp-python marks deprecated, once per token
-        # of the vocabulary: 49,152 warnings that say nothing to a user of chorus.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return llguidance.llamacpp.lltokenizer_from_vocab(
-                vocab, n_vocab=self.n_vocab, eos_token=sorted(self.eos_ids)[0])
+        api = self._api
+        buffer = ctypes.create_string_buffer(16 * 1024)
+        pieces = []
+        for token in range(api.llama_vocab_n_tokens(vocab)):
+            size = api.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True)
+            piece = buffer[:max(size, 0)]
+            attributes = api.llama_vocab_get_attr(vocab, token)
+            # Control tokens (and user-defined ones that look like them) are marked special.
+            if attributes & api.LLAMA_TOKEN_ATTR_CONTROL or (
+                    attributes & api.LLAMA_TOKEN_ATTR_USER_DEFINED
+                    and piece.startswith(b"<") and piece.endswith(b">")):
+                piece = b"\xff" + piece
+            pieces.append(piece)
+        pieces += [b""] * (self.n_vocab - len(pieces))
+        tokenize = ctypes.cast(api.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
+        return LLTokenizer.from_llamacpp(tokens=pieces, vocab_ptr=vocab, tokenize_fptr=tokenize,
+                                         eos_token=sorted(self.eos_ids)[0])
 
     # --- generation ------------------------------------------------------------------------
 
@@ -159,18 +176,53 @@ class LlamaCppBackend:
 
     def _prefill(self, adapter: str | None, tokens: list[int]) -> None:
         """Make the KV cache hold `tokens` under `adapter`, computing only what no cached
-        state of that adapter already holds; the logits of the last token are then ready."""
+        state of that adapter holds (in memory, else on disk); the logits of the last token
+        are then ready."""
         if adapter != self._kv_adapter:
             self._switch(adapter)
-        keep = 0
-        for cached, wanted in zip(self._kv_tokens, tokens, strict=False):
-            if cached != wanted:
-                break
-            keep += 1
-        keep = min(keep, len(tokens) - 1)  # the last prompt token is evaluated for its logits
+        known = self._common(tokens)
+        cache = self._prompt_cache()
+        if cache is not None and known < len(tokens) - 1:
+            stored = cache.longest_prefix(self.adapters.key(adapter), tokens[:-1])
+            if stored is not None and len(stored.tokens) > known:
+                self._load_state(stored.state)
+                known = self._common(tokens)
+        keep = min(known, len(tokens) - 1)  # the last prompt token is evaluated for its logits
         self.llm.n_tokens = keep
         self._kv_tokens = self._kv_tokens[:keep]
         self._extend(tokens[keep:])
+        if cache is not None and len(tokens) - keep >= MIN_PREFIX:
+            cache.store(self.adapters.key(adapter), tokens, self._save_state)
+
+    def _common(self, tokens: list[int]) -> int:
+        shared = 0
+        for cached, wanted in zip(self._kv_tokens, tokens, strict=False):
+            if cached != wanted:
+                break
+            shared += 1
+        return shared
+
+    def _prompt_cache(self) -> PromptCache | None:
+        if self._cache is None and self.persist_prompts:
+            self._cache = PromptCache(chorus_home() / "prompt-cache", self.adapters.gguf_sha256)
+        return self._cache
+
+    def _save_state(self, path: Path) -> bool:
+        tokens = (self._api.llama_token * len(self._kv_tokens))(*self._kv_tokens)
+        return bool(self._api.llama_state_seq_save_file(
+            self.llm.ctx, str(path).encode(), 0, tokens, len(self._kv_tokens)))
+
+    def _load_state(self, path: Path) -> None:
+        """The KV state saved in `path`, or an empty cache where it cannot be read."""
+        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        tokens = (self._api.llama_token * self.n_ctx)()
+        count = ctypes.c_size_t(0)
+        read = self._api.llama_state_seq_load_file(self.llm.ctx, str(path).encode(), 0, tokens,
+                                                   self.n_ctx, ctypes.byref(count))
+        self._kv_tokens = list(tokens[:count.value]) if read else []
+        if not read:
+            self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self.llm.n_tokens = len(self._kv_tokens)
 
     def _extend(self, tokens: list[int]) -> None:
         self.llm.eval(tokens)
@@ -222,7 +274,7 @@ class GgufAdapters:
 
     def __init__(self, backend: LlamaCppBackend):
         self._backend = backend
-        self._loaded: dict[str, tuple[object, AdapterInfo]] = {}
+        self._loaded: dict[str, tuple[object, AdapterInfo, Path]] = {}
         self._active: str | None = None
         self._sha256: str | None = None
 
@@ -241,7 +293,12 @@ class GgufAdapters:
         return name in self._loaded
 
     def list(self) -> list[AdapterInfo]:
-        return [info for _, info in self._loaded.values()]
+        return [info for _, info, _ in self._loaded.values()]
+
+    def key(self, name: str | None) -> str:
+        """What a cached prompt state was computed under: the converted file, named by its
+        contents, so the key holds across processes."""
+        return "base" if name is None else self._loaded[name][2].name
 
     def load(self, directory: str | os.PathLike[str], name: str | None = None) -> AdapterInfo:
         path = Path(directory)
@@ -274,7 +331,7 @@ class GgufAdapters:
                            target_modules=tuple(sorted(config.get("target_modules") or ())),
                            parameters=sum(int(w.size) for w in weights.values()),
                            source=str(path))
-        self._loaded[name] = (pointer, info)
+        self._loaded[name] = (pointer, info, converted)
         return info
 
     def activate(self, name: str | None) -> None:

@@ -44,7 +44,7 @@ def choose_backend(requested: str | None, source: ModelSource) -> str:
 
 
 # Set by measurement (benchmarks/RESULTS.md, "Backends").
-_AUTO_PREFERS_LLAMACPP = False
+_AUTO_PREFERS_LLAMACPP = True
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,101 @@
+"""Computed prompt states on disk, so that a new process does not recompute a known prefix.
+
+An agent's system prompt with its tool list is the same from call to call and from process
+to process (`chorus call` with the same tools file): the llama.cpp backend saves the KV state
+of a prompt it computed, and a later request under the same model and adapter whose tokens
+start the same way loads the longest such prefix instead of evaluating it. Entries are keyed
+by model file and adapter, so a state is never reused under another adapter; the oldest are
+evicted beyond a count. A file that cannot be read or written only costs the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+MIN_PREFIX = 32  # tokens: below this, evaluating is as quick as loading a file
+MAX_ENTRIES = 12  # per model; a 1,000-token state of SmolLM2-135M is about 23 MB
+
+
+@dataclass(frozen=True)
+class CachedPrompt:
+    tokens: list[int]
+    state: Path
+
+
+class PromptCache:
+    def __init__(self, folder: Path, model_key: str, max_entries: int = MAX_ENTRIES):
+        self.folder = folder / model_key[:16]
+        self.max_entries = max_entries
+
+    def longest_prefix(self, adapter_key: str, tokens: list[int]) -> CachedPrompt | None:
+        """The stored prompt of this adapter sharing the longest prefix with `tokens`
+        (at least MIN_PREFIX tokens), cut to that prefix."""
+        best: CachedPrompt | None = None
+        for index in self._entries():
+            try:
+                entry = json.loads(index.read_text())
+            except (OSError, ValueError):
+                continue
+            if entry.get("adapter") != adapter_key:
+                continue
+            shared = _common_prefix(entry.get("tokens", []), tokens)
+            if shared >= MIN_PREFIX and (best is None or shared > len(best.tokens)):
+                best = CachedPrompt(entry["tokens"][:shared], index.with_suffix(".state"))
+        return best
+
+    def store(self, adapter_key: str, tokens: list[int],
+              save: Callable[[Path], bool]) -> None:
+        """Keep the state of `tokens`; `save(path)` writes it and says whether it could."""
+        if len(tokens) < MIN_PREFIX:
+            return
+        name = hashlib.sha256(json.dumps([adapter_key, tokens]).encode()).hexdigest()[:24]
+        index = self.folder / f"{name}.json"
+        if index.is_file():
+            os.utime(index)  # recently used: evicted last
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = self.folder / f".{name}.{os.getpid()}.state"
+            if not save(partial):
+                partial.unlink(missing_ok=True)
+                return
+            os.replace(partial, index.with_suffix(".state"))
+            staged = self.folder / f".{name}.{os.getpid()}.json"
+            staged.write_text(json.dumps({"adapter": adapter_key, "tokens": tokens}))
+            os.replace(staged, index)  # the index last: an entry is whole or absent
+        except OSError:
+            return
+        self._evict()
+
+    def _entries(self) -> list[Path]:
+        try:
+            return [path for path in self.folder.glob("*.json") if not path.name.startswith(".")]
+        except OSError:
+            return []
+
+    def _evict(self) -> None:
+        entries = sorted(self._entries(), key=_modified)
+        for index in entries[:max(0, len(entries) - self.max_entries)]:
+            index.unlink(missing_ok=True)
+            index.with_suffix(".state").unlink(missing_ok=True)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _common_prefix(first: list[int], second: list[int]) -> int:
+    shared = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
