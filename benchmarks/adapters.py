@@ -47,7 +47,7 @@ RESULTS = Path(__file__).with_name("adapters_results.json")
 
 
 def load() -> chorus.Model:
-    model = chorus.load_model(dtype="float32", show_progress=False)
+    model = chorus.load_model(dtype="float32", backend="transformers", show_progress=False)
     for role in ROLES:
         model.adapters.load(SHIPPED / role, name=role)
     model.adapters.load(GENERALIST, name="generalist")
@@ -118,7 +118,7 @@ def role_scores(model: chorus.Model, limit: int | None) -> list[dict]:
 def memory() -> dict:
     process = psutil.Process()
     before = process.memory_info().rss
-    model = chorus.load_model(dtype="float32", show_progress=False)
+    model = chorus.load_model(dtype="float32", backend="transformers", show_progress=False)
     model.generate("Hi", max_new_tokens=1)  # weights are mapped lazily: touch them all
     with_base = process.memory_info().rss
     for role in ROLES:
@@ -208,7 +208,7 @@ def parallel(model: chorus.Model, rounds: int = 3, tokens: int = 48) -> dict:
 def step_time(repeats: int = 3) -> dict:
     """One LoRA training step (batch 4 of 256 random tokens, 48 of them the completion),
     with the full logits or only the completion's, in fp32 or under bf16 autocast."""
-    model = chorus.load_model(dtype="float32", show_progress=False)
+    model = chorus.load_model(dtype="float32", backend="transformers", show_progress=False)
     model.adapters.create("probe", seed=0)
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 40000, (4, 256), generator=generator)

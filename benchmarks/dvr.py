@@ -86,6 +86,9 @@ def progress(phase: str, done: int, total: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--backend", default="transformers",
+                        choices=["transformers", "llamacpp"],
+                        help="transformers (default): the backend the recorded figures used")
     parser.add_argument("--per-count", type=int, help="first N eval instructions per count")
     parser.add_argument("--train-limit", type=int, help="first N training instructions only")
     parser.add_argument("--candidates", type=int, default=2, help="samples per refinement")
@@ -100,7 +103,7 @@ def main() -> None:
 
     eval_rows, train_rows = sample(load("dvr_eval.jsonl"), args.per_count), \
         load("dvr_train.jsonl")[:args.train_limit]
-    model = load_model(dtype=args.dtype, show_progress=False)
+    model = load_model(dtype=args.dtype, backend=args.backend, show_progress=False)
     started = time.perf_counter()
     report: dict = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
                     "dtype": args.dtype, "rounds": args.rounds, "examples": args.examples,

@@ -1,7 +1,9 @@
-"""Runtime figures on the embedded model: load, tokens/s, constraint set-up, adapters, memory.
+"""Runtime figures on the embedded model: both backends side by side, then the transformers
+backend's own (load, tokens/s, constraint set-up, adapters, memory, batching).
 
 Usage: python benchmarks/runtime.py [--dtype float32|bfloat16] [--repeats 3]
-Prints a markdown table; paste it into benchmarks/RESULTS.md with the command and machine.
+           [--sections backends,transformers] [--calls 24]
+Prints markdown tables; paste them into benchmarks/RESULTS.md with the command and machine.
 Medians of --repeats runs; ratios compare runs made side by side in this one process.
 """
 
@@ -21,12 +23,21 @@ import time
 import psutil
 import torch
 
-from chorus.runtime import JsonSchema, adapters, load_model
+import chorus
+from chorus.agents.calling import choose_calls_batch, role_adapters
+from chorus.graphs import GraphRunner, resolve_graph
+from chorus.runtime import GenerationRequest, JsonSchema, adapters, load_model
 from chorus.runtime.guidance import GrammarCache
 from chorus.runtime.local import llguidance_tokenizer
 from chorus.runtime.rowwise_lora import supports_rowwise
+from chorus.tools import ToolRegistry
 
 ADAPTER_NAMES = ["planner", "caller", "summarizer", "verifier"]
+BACKENDS = ["llamacpp", "transformers"]
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+LIST_SCHEMA = {"type": "array", "maxItems": 60, "items": {
+    "type": "object", "required": ["name", "n"],
+    "properties": {"name": {"type": "string", "maxLength": 12}, "n": {"type": "integer"}}}}
 
 
 def tool_union(tag: str, tools: int = 10) -> dict:
@@ -58,7 +69,7 @@ def load_in_subprocess(home: str, dtype: str) -> list[float]:
     code = ("import json, time; from chorus.runtime import load_model; seconds = []\n"
             "for _ in range(2):\n"
             "    t = time.perf_counter()\n"
-            f"    load_model(dtype='{dtype}', show_progress=False)\n"
+            f"    load_model(dtype='{dtype}', backend='transformers', show_progress=False)\n"
             "    seconds.append(time.perf_counter() - t)\n"
             "print(json.dumps(seconds))")
     env = dict(os.environ, CHORUS_HOME=home)
@@ -154,7 +165,7 @@ def bench_memory(dtype: str) -> dict:
     code = f"""
 import gc, json, psutil
 from chorus.runtime import load_model
-m = load_model(dtype='{dtype}', show_progress=False)
+m = load_model(dtype='{dtype}', backend='transformers', show_progress=False)
 m.generate('Hi', max_new_tokens=2); gc.collect()
 before = psutil.Process().memory_info().rss
 for i, name in enumerate({ADAPTER_NAMES!r}):
@@ -199,18 +210,131 @@ def bench_batching(model, repeats: int) -> dict:
             "batched (peft path) / one by one": median(peft_rows) / median(sequential)}
 
 
+def bench_backends(repeats: int, calls: int) -> list[tuple[str, dict]]:
+    """The same figures on both backends, measured side by side (interleaved)."""
+    models = {name: load_model(backend=name, show_progress=False) for name in BACKENDS}
+    rows: dict[str, dict] = {name: {} for name in BACKENDS}
+    story = GenerationRequest(messages="Write a long story about a cat.", max_new_tokens=200)
+    listed = GenerationRequest(messages="List many cats with numbers as JSON.",
+                               output=LIST_SCHEMA, max_new_tokens=200)
+    decode: dict[str, list] = {name: [] for name in BACKENDS}
+    constrained: dict[str, list] = {name: [] for name in BACKENDS}
+    first: dict[str, list] = {name: [] for name in BACKENDS}
+    again: dict[str, list] = {name: [] for name in BACKENDS}
+    for model in models.values():
+        model.generate("Hi", max_new_tokens=2)  # warm up
+        model.generate("Hi", output=["yes", "no"])  # grammar tokenizer built
+    for index in range(repeats):
+        for name, model in models.items():
+            [plain] = model.generate_batch([story])
+            decode[name].append(plain.tokens_per_s)
+            [shaped] = model.generate_batch([listed])
+            constrained[name].append(shaped.tokens_per_s)
+            # A system prompt never seen before (500 tokens), then the same with a new question.
+            system = f"Session {index}-{name}. " + "You are a helpful assistant with tools. " * 60
+            ask = [{"role": "system", "content": system}]
+            seconds, _ = timed(model.generate, ask + [{"role": "user", "content": "Hi"}],
+                               max_new_tokens=1)
+            first[name].append(seconds)
+            seconds, _ = timed(model.generate, ask + [{"role": "user", "content": "Hello"}],
+                               max_new_tokens=1)
+            again[name].append(seconds)
+    for name in BACKENDS:
+        rows[name]["decode, tokens/s (200 tokens)"] = median(decode[name])
+        rows[name]["constrained JSON, tokens/s"] = median(constrained[name])
+        rows[name]["constrained / plain"] = median(constrained[name]) / median(decode[name])
+        rows[name]["time to first token, new 500-token prompt, s"] = median(first[name])
+        rows[name]["time to first token, same system prompt again, s"] = median(again[name])
+        rows[name]["first / repeated"] = median(first[name]) / median(again[name])
+    for name in BACKENDS:
+        rows[name].update(_memory_with_adapters(name))
+        rows[name]["chorus call, 5 tools, warm, median wall s"] = _chorus_call_wall(name, repeats)
+        rows[name]["tool_use graph turn (12 * 12), s"] = _graph_turn(models[name])
+    agreement = _agreement(models, calls)
+    return [(name, rows[name]) for name in BACKENDS] + [("both", agreement)]
+
+
+def _memory_with_adapters(backend: str) -> dict:
+    code = f"""
+import gc, json, psutil
+from chorus.runtime import load_model
+from chorus.runtime.library import SHIPPED
+m = load_model(backend={backend!r}, show_progress=False)
+m.generate('Hi', max_new_tokens=2); gc.collect()
+before = psutil.Process().memory_info().rss
+for name in {ADAPTER_NAMES!r}:
+    m.adapters.load(SHIPPED / name, name=name)
+    m.generate('Hi', adapter=name, max_new_tokens=2)
+gc.collect()
+print(json.dumps([before, psutil.Process().memory_info().rss]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"RSS base alone, MiB": before / 2**20,
+            "RSS base + 4 role adapters, MiB": after / 2**20,
+            "with adapters / alone": after / before}
+
+
+def _chorus_call_wall(backend: str, repeats: int) -> float:
+    command = [os.path.join(os.path.dirname(sys.executable), "chorus"), "call", "--tools",
+               os.path.join(DATA, "five_tools.json"), "Convert 250 euros to US dollars",
+               "--backend", backend]
+    subprocess.run(command, capture_output=True, check=True)  # warm: caches filled once
+    walls = [timed(subprocess.run, command, capture_output=True, check=True)[0]
+             for _ in range(repeats)]
+    return median(walls)
+
+
+def _graph_turn(model) -> float:
+    with tempfile.TemporaryDirectory() as store:
+        runner = GraphRunner(resolve_graph("tool_use"), model, store=store)
+        runner.run("What is 12 * 12?")  # warm: adapters loaded, prompts cached
+        return timed(runner.run, "What is 12 * 12?")[0]
+
+
+def _agreement(models: dict, limit: int) -> dict:
+    """Greedy tool calls of `chorus call` (planner and caller adapters) on both backends."""
+    tools = ToolRegistry.from_openai_file(os.path.join(DATA, "tools.json"))
+    with open(os.path.join(DATA, "tool_calls.jsonl")) as lines:
+        examples = [json.loads(line) for line in lines if line.strip()]
+    step = max(1, len(examples) // limit)
+    chosen = examples[::step][:limit]
+    found = {name: choose_calls_batch(model, [(e["request"], tools) for e in chosen],
+                                      adapters=role_adapters(model))
+             for name, model in models.items()}
+    same = sum(a == b for a, b in zip(*found.values(), strict=True))
+    return {f"identical greedy tool calls (of {len(chosen)} requests, 36 tools)":
+            f"{same}/{len(chosen)} ({same / len(chosen):.0%})"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sections", default="backends,transformers")
+    parser.add_argument("--calls", type=int, default=24,
+                        help="tool-calling requests compared across backends")
     args = parser.parse_args()
 
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores, "
-          f"{psutil.virtual_memory().total / 2**30:.0f} GiB; dtype {args.dtype}; "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GiB; chorus {chorus.__version__}; "
           f"medians of {args.repeats}", flush=True)
+    wanted = args.sections.split(",")
+    if "backends" in wanted:
+        print("\n| backend | figure | value |\n| --- | --- | --- |")
+        for backend, figures in bench_backends(args.repeats, args.calls):
+            for figure, value in figures.items():
+                shown = f"{value:.3f}" if isinstance(value, float) else value
+                print(f"| {backend} | {figure} | {shown} |", flush=True)
+    if "transformers" in wanted:
+        transformers_figures(args)
+
+
+def transformers_figures(args) -> None:
+    print(f"\ntransformers backend, dtype {args.dtype}", flush=True)
     sections = {"loading": lambda: bench_loading(args.dtype, args.repeats),
                 "memory": lambda: bench_memory(args.dtype)}
-    model = load_model(dtype=args.dtype, show_progress=False)
+    model = load_model(dtype=args.dtype, backend="transformers", show_progress=False)
     sections.update({
         "tokens/s": lambda: bench_tokens(model, args.repeats),
         "constraint set-up": lambda: bench_constraint_setup(model, args.repeats),

@@ -96,6 +96,9 @@ def score(examples, outputs) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--backend", default="transformers",
+                        choices=["transformers", "llamacpp"],
+                        help="transformers (default): the backend the recorded figures used")
     parser.add_argument("--limit", type=int, help="first N requests only (quick look)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--methods", default="unconstrained,constrained,planned")
@@ -104,7 +107,7 @@ def main() -> None:
     tools = ToolRegistry.from_openai_file(DATA / "tools.json")
     examples = [json.loads(line) for line in (DATA / "tool_calls.jsonl").read_text().splitlines()
                 if line.strip()][: args.limit]
-    model = load_model(dtype=args.dtype, show_progress=False)
+    model = load_model(dtype=args.dtype, backend=args.backend, show_progress=False)
     described = describe_tools(tools)
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores; model {model.name}, "
           f"{args.dtype}; {len(examples)} requests over {len(tools)} tools; batch {args.batch}")

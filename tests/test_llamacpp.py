@@ -168,3 +168,31 @@ def test_the_llamacpp_path_never_imports_torch():
                           check=True)
     assert done.stdout.strip() == ""
     assert "Warning" not in done.stderr and "warn" not in done.stderr.lower()
+
+
+def _evaluated_tokens(backend, request) -> tuple[int, str]:
+    """Tokens the backend had to evaluate for `request`, and the text it wrote."""
+    counted = []
+    original = backend.llm.eval
+    backend.llm.eval = lambda tokens: (counted.append(len(tokens)), original(tokens))[1]
+    try:
+        text = backend.generate_batch([request])[0].text
+    finally:
+        backend.llm.eval = original
+    return sum(counted), text
+
+
+def test_prompt_states_on_disk_serve_a_new_process_under_the_same_adapter_only():
+    from chorus.runtime.llamacpp import LlamaCppBackend
+
+    system = {"role": "system", "content": "You answer in French. " * 30}
+    request = GenerationRequest(messages=[system, {"role": "user", "content": "Bonjour"}],
+                                max_new_tokens=4)
+    first = LlamaCppBackend(embedded_gguf(), name="first")
+    computed, text = _evaluated_tokens(first, request)
+    second = LlamaCppBackend(embedded_gguf(), name="second")  # as a later process would
+    loaded, again = _evaluated_tokens(second, request)
+    assert again == text and loaded < computed / 4
+    second.adapters.load(SHIPPED / "caller", name="caller")
+    other, _ = _evaluated_tokens(second, request.model_copy(update={"adapter": "caller"}))
+    assert other >= computed - 1  # nothing computed under the base model was reused

@@ -164,10 +164,15 @@ class LlamaCppBackend:
         while True:
             logits = np.ctypeslib.as_array(
                 self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
-            if matcher is not None:
+            # Greedy, a token the grammar allows is the masked argmax too: checking that one
+            # token costs far less than a mask over the whole vocabulary.
+            token = int(np.argmax(logits)) if random is None else None
+            if matcher is not None and (token is None or not matcher.validate_tokens([token])):
                 logits = np.where(allowed_tokens(matcher, self.n_vocab, self._bitmask),
                                   logits, -np.inf)
-            token = _choose(logits, request.temperature, request.top_p, random)
+                token = None
+            if token is None:
+                token = _choose(logits, request.temperature, request.top_p, random)
             tracker.advance(0, token)
             if tracker.finished[0]:
                 break
@@ -356,7 +361,7 @@ def _cached_sha256(path: Path) -> str:
 
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    cache = chorus_home() / "models" / "sha256" / f"{key.hexdigest()[:16]}.json"
+    cache = chorus_home() / "hashes" / f"{key.hexdigest()[:16]}.json"
     if cache.is_file():
         try:
             return json.loads(cache.read_text())["sha256"]
