@@ -196,3 +196,19 @@ def test_prompt_states_on_disk_serve_a_new_process_under_the_same_adapter_only()
     second.adapters.load(SHIPPED / "caller", name="caller")
     other, _ = _evaluated_tokens(second, request.model_copy(update={"adapter": "caller"}))
     assert other >= computed - 1  # nothing computed under the base model was reused
+
+
+def test_prompts_are_the_tokens_transformers_would_give(smol, smol_llama):
+    """The GGUF's chat template rendered by llama.cpp's jinja2, tokenized by llama.cpp: the
+    same ids as transformers' apply_chat_template, so adapters see what they trained on."""
+    conversations = [
+        [{"role": "user", "content": QUESTION}],
+        [{"role": "system", "content": "You are the planner. Tools: calculator(expression)"},
+         {"role": "user", "content": "Task: What is 12 * 12?\nPlan: Call calculator."}],
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+         {"role": "user", "content": "Écris « bonjour » ✓"}],
+    ]
+    for messages in conversations:
+        expected = smol.backend.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+        assert smol_llama.backend.prompt_tokens(messages) == list(expected)

@@ -136,10 +136,8 @@ def _field(state: RunState, path: str) -> str:
 def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
     if node.run == "tools":
         return _tools_node(name, context)
-    if node.run == "checks":
-        return dvr_node(spec, name, node, context)
-    role = spec.role(spec.agents[node.agent].role)
-    if role.build is None:  # DVR roles run steps of their own
+    role = None if node.run == "checks" else spec.role(spec.agents[node.agent].role)
+    if role is None or role.build is None:  # checks and the DVR roles run steps of their own
         return dvr_node(spec, name, node, context)
     agent = build_agent(spec, node.agent, context.tools)
     describe = roles.describe_tools(context.tools) if len(context.tools) else "(none)"

@@ -8,7 +8,8 @@ adapter set at a time, and on two cores a second context buys no throughput). Ea
 - **prefix cache**: the KV cache keeps the last prompt's tokens; a request under the same
   adapter evaluates only what follows their common prefix. Cached states are per adapter: a
   state computed under one adapter is never reused under another (switching saves the
-  current sequence's KV state and restores the one saved for the adapter being activated);
+  current sequence's KV state and restores the one saved for the adapter being activated),
+  and computed prompts are also kept on disk for later processes (prompt_cache.py);
 - **adapters**: peft LoRA folders converted to GGUF LoRA (gguf_lora.py), loaded once per
   model and set on the context per call;
 - **constrained output**: llguidance masks on the logits (tokenizer from the llama.cpp
@@ -35,7 +36,7 @@ from chorus.paths import chorus_home
 from chorus.runtime.gguf_lora import cached_conversion, read_peft
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.manifest import AdapterManifest, read_manifest
-from chorus.runtime.prompt_cache import MIN_PREFIX, PromptCache
+from chorus.runtime.prompt_cache import MIN_PREFIX, PromptCache, common_prefix
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
@@ -185,27 +186,19 @@ class LlamaCppBackend:
         are then ready."""
         if adapter != self._kv_adapter:
             self._switch(adapter)
-        known = self._common(tokens)
+        known = common_prefix(self._kv_tokens, tokens)
         cache = self._prompt_cache()
         if cache is not None and known < len(tokens) - 1:
             stored = cache.longest_prefix(self.adapters.key(adapter), tokens[:-1])
             if stored is not None and len(stored.tokens) > known:
                 self._load_state(stored.state)
-                known = self._common(tokens)
+                known = common_prefix(self._kv_tokens, tokens)
         keep = min(known, len(tokens) - 1)  # the last prompt token is evaluated for its logits
         self.llm.n_tokens = keep
         self._kv_tokens = self._kv_tokens[:keep]
         self._extend(tokens[keep:])
         if cache is not None and len(tokens) - keep >= MIN_PREFIX:
             cache.store(self.adapters.key(adapter), tokens, self._save_state)
-
-    def _common(self, tokens: list[int]) -> int:
-        shared = 0
-        for cached, wanted in zip(self._kv_tokens, tokens, strict=False):
-            if cached != wanted:
-                break
-            shared += 1
-        return shared
 
     def _prompt_cache(self) -> PromptCache | None:
         if self._cache is None and self.persist_prompts:

@@ -43,7 +43,7 @@ class PromptCache:
                 continue
             if entry.get("adapter") != adapter_key:
                 continue
-            shared = _common_prefix(entry.get("tokens", []), tokens)
+            shared = common_prefix(entry.get("tokens", []), tokens)
             if shared >= MIN_PREFIX and (best is None or shared > len(best.tokens)):
                 best = CachedPrompt(entry["tokens"][:shared], index.with_suffix(".state"))
         return best
@@ -92,7 +92,8 @@ def _modified(path: Path) -> float:
         return 0.0
 
 
-def _common_prefix(first: list[int], second: list[int]) -> int:
+def common_prefix(first: list[int], second: list[int]) -> int:
+    """How many tokens the two lists share from the start."""
     shared = 0
     for a, b in zip(first, second, strict=False):
         if a != b:
