@@ -98,7 +98,7 @@ def test_spec_roles_are_checked_with_file_and_line(tmp_path):
     with pytest.raises(GraphSpecError) as error:
         load_spec(path)
     message = str(error.value)
-    assert "roles.planner: 'planner' is a built-in role" in message
+    assert "roles.planner: 'planner' is already a registered role" in message
     assert "agents.writer.role: unknown role 'nobody'" in message
     assert "roles.odd: Not a valid JSON Schema" in message
     assert f"{path}:" in message

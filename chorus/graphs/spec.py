@@ -185,8 +185,8 @@ def check_references(spec: GraphSpec) -> list[tuple[Location, str]]:
     known = set(spec.nodes)
     for name in spec.roles:
         if name in role_names():
-            problems.append((("roles", name), f"'{name}' is a built-in role; give yours "
-                             "another name"))
+            problems.append((("roles", name), f"'{name}' is already a registered role; "
+                             "give yours another name"))
             continue
         try:
             spec.role(name).agent()
