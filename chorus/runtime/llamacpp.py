@@ -273,7 +273,6 @@ class GgufAdapters:
     def __init__(self, backend: LlamaCppBackend):
         self._backend = backend
         self._loaded: dict[str, tuple[object, AdapterInfo, Path]] = {}
-        self._active: str | None = None
         self._sha256: str | None = None
 
     @property
@@ -346,7 +345,6 @@ class GgufAdapters:
             scales = (ctypes.c_float * 1)(1.0)
             if api.llama_set_adapters_lora(self._backend.llm.ctx, adapters, 1, scales):
                 raise AdapterError(f"llama.cpp could not activate adapter '{name}'")
-        self._active = name
 
 
 def _cached_sha256(path: Path) -> str:

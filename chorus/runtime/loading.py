@@ -30,7 +30,8 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf1
 
 def choose_backend(requested: str | None, source: ModelSource) -> str:
     """`requested`, else CHORUS_BACKEND, else auto: llama.cpp for a GGUF file where
-    llama-cpp-python is installed, transformers otherwise."""
+    llama-cpp-python is installed (measured: about 6x faster end to end, benchmarks/RESULTS.md
+    "Backends"), transformers otherwise."""
     requested = requested or os.environ.get("CHORUS_BACKEND") or "auto"
     if requested not in BACKENDS:
         raise ModelLoadError(f"Unknown backend {requested!r}: use one of {', '.join(BACKENDS)}")
@@ -39,12 +40,9 @@ def choose_backend(requested: str | None, source: ModelSource) -> str:
                              f"{source.kind}. Pass a .gguf file or use --backend transformers.")
     if requested == "auto":
         usable = source.kind == "gguf" and importlib.util.find_spec("llama_cpp") is not None
-        return "llamacpp" if usable and _AUTO_PREFERS_LLAMACPP else "transformers"
+        return "llamacpp" if usable else "transformers"
     return requested
 
-
-# Set by measurement (benchmarks/RESULTS.md, "Backends").
-_AUTO_PREFERS_LLAMACPP = True
 
 
 @lru_cache(maxsize=1)
