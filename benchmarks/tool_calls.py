@@ -1,13 +1,18 @@
-"""Tool-calling accuracy on the embedded model: unconstrained vs constrained vs planner/caller.
+"""Tool-calling suite: are the calls right (names and arguments), per kind of request?
 
-Usage: python benchmarks/tool_calls.py [--dtype float32] [--limit N] [--batch 8]
-Data: benchmarks/data/tools.json (OpenAI-style specs), benchmarks/data/tool_calls.jsonl
-(requests with gold calls; categories single / none / double).
+Usage:
+  python benchmarks/tool_calls.py [--model NAME] [--strategy direct|planned]
+                                  [--adapters auto|none] [--limit N] [--out FILE.json]
 
-Scores per request, order of calls ignored:
-- name match: the multiset of tool names equals the gold one;
-- exact match: names and arguments equal the gold calls (20 == 20.0);
-- valid: the output parsed as a JSON list of {name, arguments} calls.
+Data: benchmarks/data/suite_tools.json (48 tools that no adapter saw in training: optional
+parameters with defaults, enums, arrays, nested objects, ten families of similar tools) and
+benchmarks/data/suite_cases.jsonl (110 requests, each with the tools it is shown and its gold
+calls). `--data legacy` runs the first round's benchmarks/data/tool_calls.jsonl (36 tools, all
+shown to every request).
+
+Every request is one `choose_calls` call, the code `chorus call` runs, timed on its own.
+A request is right when the calls, as a set, equal the gold ones: names and every argument
+exactly (20 == 20.0; an optional argument the request did not give counts as wrong).
 """
 
 from __future__ import annotations
@@ -15,124 +20,111 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import psutil
 
-from chorus.agents.calling import choose_calls_batch
-from chorus.agents.roles import caller, describe_tools
+from chorus.agents.calling import choose_calls, role_adapters
 from chorus.agents.scoring import canonical
-from chorus.runtime import GenerationRequest, load_model
+from chorus.errors import ChorusError
+from chorus.runtime import load_model
 from chorus.tools import ToolRegistry
 
 DATA = Path(__file__).parent / "data"
-UNCONSTRAINED_BUDGET = 160
+CATEGORIES = ("one_call", "same_tool_several", "similar_tools", "two_tools", "no_tool")
+LEGACY_CATEGORIES = {"single": "one_call", "double": "two_tools", "none": "no_tool"}
 
 
-def parse_free_text(text: str) -> list[dict] | None:
-    """What an unconstrained model's reply means as calls, or None if it is not JSON calls."""
-    text = text.strip()
-    candidates = [text]
-    if "[" in text and "]" in text:
-        candidates.append(text[text.index("["): text.rindex("]") + 1])
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            value = [value]
-        if isinstance(value, list) and all(
-                isinstance(c, dict) and "name" in c and isinstance(c.get("arguments"), dict)
-                for c in value):
-            return value
-    return None
+def load_cases(data: str) -> tuple[ToolRegistry, list[dict]]:
+    if data == "legacy":
+        tools = ToolRegistry.from_openai_file(DATA / "tools.json")
+        lines = (DATA / "tool_calls.jsonl").read_text().splitlines()
+        cases = [json.loads(line) for line in lines if line.strip()]
+        for case in cases:
+            case["category"] = LEGACY_CATEGORIES[case["category"]]
+            case["tools"] = tools.names()
+        return tools, cases
+    tools = ToolRegistry.from_openai_file(DATA / "suite_tools.json")
+    lines = (DATA / "suite_cases.jsonl").read_text().splitlines()
+    return tools, [json.loads(line) for line in lines if line.strip()]
 
 
-def batched(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start: start + size]
-
-
-def run_unconstrained(model, tools, described, examples, size):
-    agent = caller(tools, min_calls=0)
-    outputs = []
-    for chunk in batched(examples, size):
-        requests = []
-        for example in chunk:
-            prepared = agent.request(example["request"], tools=described)
-            # Two calls take about 60 tokens; more only lets a rambling reply run on.
-            requests.append(GenerationRequest(messages=prepared.messages,
-                                              max_new_tokens=UNCONSTRAINED_BUDGET))
-        for result in model.generate_batch(requests):
-            outputs.append(parse_free_text(result.text))
-    return outputs
-
-
-def run_chosen(strategy: str):
-    """What `chorus call --strategy STRATEGY` answers: the code users run."""
-    def run(model, tools, _described, examples, size):
-        requests = [(example["request"], tools) for example in examples]
-        return choose_calls_batch(model, requests, strategy=strategy, batch_size=size)
-    return run
-
-
-def score(examples, outputs) -> dict:
-    totals: dict[str, Counter] = defaultdict(Counter)
-    for example, output in zip(examples, outputs, strict=True):
-        for group in ("all", example["category"]):
-            totals[group]["n"] += 1
-            if output is None:
-                continue
-            totals[group]["valid"] += 1
-            gold_names = sorted(c["name"] for c in example["calls"])
-            totals[group]["name"] += sorted(c["name"] for c in output) == gold_names
-            totals[group]["exact"] += canonical(output) == canonical(example["calls"])
-    return totals
+def spread(cases: list[dict], per_category: int | None) -> list[dict]:
+    """The first `per_category` cases of each category (a quick look keeps the mix)."""
+    if per_category is None:
+        return cases
+    seen: Counter = Counter()
+    kept = []
+    for case in cases:
+        seen[case["category"]] += 1
+        if seen[case["category"]] <= per_category:
+            kept.append(case)
+    return kept
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--backend", default="transformers",
-                        choices=["transformers", "llamacpp"],
-                        help="transformers (default): the backend the recorded figures used")
-    parser.add_argument("--limit", type=int, help="first N requests only (quick look)")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--methods", default="unconstrained,constrained,planned")
+    parser.add_argument("--model", help="embedded model name, .gguf, directory (default: "
+                                        "the default model)")
+    parser.add_argument("--backend", default=None, help="transformers or llamacpp (auto)")
+    parser.add_argument("--strategy", default="direct", choices=["direct", "planned"])
+    parser.add_argument("--adapters", default="auto", choices=["auto", "none"],
+                        help="auto: the shipped planner/caller adapters where they fit")
+    parser.add_argument("--data", default="suite", choices=["suite", "legacy"])
+    parser.add_argument("--limit", type=int, help="first N requests of each category")
+    parser.add_argument("--out", type=Path, help="also write per-request outcomes here")
     args = parser.parse_args()
 
-    tools = ToolRegistry.from_openai_file(DATA / "tools.json")
-    examples = [json.loads(line) for line in (DATA / "tool_calls.jsonl").read_text().splitlines()
-                if line.strip()][: args.limit]
-    model = load_model(dtype=args.dtype, backend=args.backend, show_progress=False)
-    described = describe_tools(tools)
-    print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores; model {model.name}, "
-          f"{args.dtype}; {len(examples)} requests over {len(tools)} tools; batch {args.batch}")
-    methods = {"unconstrained": run_unconstrained, "constrained": run_chosen("direct"),
-               "planned": run_chosen("planned")}
-    rows = []
-    for name in args.methods.split(","):
+    tools, cases = load_cases(args.data)
+    cases = spread(cases, args.limit)
+    model = load_model(args.model, backend=args.backend, show_progress=False)
+    adapters = role_adapters(model) if args.adapters == "auto" else {}
+    print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores; model {model.name} on "
+          f"{type(model.backend).__name__}; strategy {args.strategy}; adapters "
+          f"{adapters or 'none'}; {len(cases)} requests", file=sys.stderr)
+    outcomes = []
+    for number, case in enumerate(cases, 1):
+        shown = ToolRegistry([tools.get(name) for name in case["tools"]])
         started = time.perf_counter()
-        outputs = methods[name](model, tools, described, examples, args.batch)
+        try:
+            calls = choose_calls(model, shown, case["request"], strategy=args.strategy,
+                                 adapters=adapters)
+        except ChorusError as error:  # a constrained output that ran out of budget
+            calls, failure = None, str(error)
+        else:
+            failure = None
         seconds = time.perf_counter() - started
-        totals = score(examples, outputs)
-        rows.append((name, totals, seconds))
-        print(f"{name}: done in {seconds:.0f} s", flush=True)
-    categories = ["all", "single", "double", "none"]
-    print("\n| method | " + " | ".join(
-        f"{c}: name / exact" for c in categories) + " | valid JSON | seconds |")
-    print("| --- " * (len(categories) + 3) + "|")
-    for name, totals, seconds in rows:
-        cells = []
-        for category in categories:
-            t = totals[category]
-            cells.append(f"{t['name'] / t['n']:.1%} / {t['exact'] / t['n']:.1%}"
-                         if t["n"] else "-")
-        valid = totals["all"]["valid"] / totals["all"]["n"]
-        print(f"| {name} | " + " | ".join(cells) + f" | {valid:.1%} | {seconds:.0f} |")
+        right = calls is not None and canonical(calls) == canonical(case["calls"])
+        outcomes.append({"id": case["id"], "category": case["category"], "right": right,
+                         "seconds": round(seconds, 3), "calls": calls, "gold": case["calls"],
+                         "error": failure})
+        print(f"[{number}/{len(cases)}] {case['id']} {'ok ' if right else 'BAD'} "
+              f"{seconds:5.1f}s {json.dumps(calls)[:150]}", file=sys.stderr, flush=True)
+    report(args, model.name, outcomes)
+    if args.out:
+        args.out.write_text(json.dumps(outcomes, indent=1) + "\n")
+
+
+def report(args, model_name: str, outcomes: list[dict]) -> None:
+    by_category: dict[str, list[dict]] = defaultdict(list)
+    for outcome in outcomes:
+        by_category[outcome["category"]].append(outcome)
+    cells = []
+    for category in CATEGORIES:
+        group = by_category.get(category, [])
+        right = sum(o["right"] for o in group)
+        cells.append(f"{right}/{len(group)} ({right / len(group):.0%})" if group else "-")
+    total = sum(o["right"] for o in outcomes)
+    latency = statistics.median(o["seconds"] for o in outcomes)
+    print("| model | strategy | adapters | " + " | ".join(CATEGORIES)
+          + " | all | median s/request |")
+    print("| --- " * (len(CATEGORIES) + 5) + "|")
+    print(f"| {model_name} | {args.strategy} | {args.adapters} | " + " | ".join(cells)
+          + f" | {total}/{len(outcomes)} ({total / len(outcomes):.0%}) | {latency:.2f} |")
 
 
 if __name__ == "__main__":

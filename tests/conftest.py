@@ -7,6 +7,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests check behaviour on the small embedded model (and its processes inherit this); the
+# tests of answers on the default model name it explicitly.
+os.environ["CHORUS_MODEL"] = "smollm2-135m"
 
 from pathlib import Path  # noqa: E402
 
@@ -14,7 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import chorus  # noqa: E402
-from chorus.runtime import sources  # noqa: E402
+from chorus.runtime.embedded import EMBEDDED  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,7 +40,7 @@ def smol_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real SmolLM2 tokenizer (with its chat template), read from the embedded GGUF."""
     from transformers import AutoTokenizer
 
-    gguf = sources.embedded_gguf()
+    gguf = EMBEDDED["smollm2-135m"].gguf()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     directory = tmp_path_factory.mktemp("smol-tokenizer")
     tokenizer.save_pretrained(directory)
@@ -87,3 +90,10 @@ def smol(chorus_home: Path) -> chorus.Model:
 def smol_llama(chorus_home: Path) -> chorus.Model:
     """The same embedded GGUF run directly by llama.cpp."""
     return chorus.load_model(backend="llamacpp")
+
+
+@pytest.fixture(scope="session")
+def qwen(chorus_home: Path) -> chorus.Model:
+    """The default embedded model, Qwen2.5-Coder-0.5B-Instruct, on llama.cpp: for the tests
+    of answers (which tool, which arguments, which number), not of mechanics."""
+    return chorus.load_model("qwen2.5-coder-0.5b", backend="llamacpp")

@@ -66,8 +66,8 @@ def _leave(child: pexpect.spawn) -> None:
 def test_a_turn_that_calls_a_tool_shows_the_call_the_result_and_the_answer(home):
     child = _spawn(home)
     _say(child, "What is 12 * 12?")
-    child.expect(shown("▸ plan · planner · adapter planner"))
-    child.expect(shown("▸ call · caller · adapter caller"))
+    child.expect(shown("▸ plan · planner · adapter base model"))
+    child.expect(shown("▸ call · caller · adapter base model"))
     child.expect(shown("⚙ "))  # which tool the 135M planner picks is not always right
     child.expect(shown("→ "))
     child.expect(shown("▸ answer · summarizer · adapter summarizer"))
@@ -81,7 +81,7 @@ def test_slash_commands(home, tmp_path):
     child = _spawn(home)
     commands = [
         ("/help", "/memory [query]"),
-        ("/graph", "plan · planner · adapter planner"),
+        ("/graph", "plan · planner · adapter base model"),
         ("/tools", "calculator"),
         ("/adapters", "summarizer"),
         ("/memory", "(refinement repository|constraint)"),
@@ -110,7 +110,7 @@ def test_trace_shows_the_last_turn(home):
     _say(child, "What is 7 + 5?")
     child.expect(FOOTER)
     _say(child, "/trace")
-    child.expect(shown("agent=planner adapter=planner"))
+    child.expect(shown("agent=planner adapter=base"))
     child.expect("answer:")
     _leave(child)
 
@@ -149,7 +149,7 @@ def test_a_killed_session_resumes_with_its_earlier_turns(home):
 def test_a_turn_killed_midway_is_finished_on_resume(home):
     child = _spawn(home)
     thread = _thread(child)
-    _say(child, "What is 9 * 9?")
+    _say(child, "Use the calculator to compute 9 * 9.")
     child.expect(shown("→ "))  # a tool ran
     child.expect(shown("▸ plan"))  # the step after the tool: the tool's step is checkpointed
     child.kill(signal.SIGKILL)

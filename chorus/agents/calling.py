@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from chorus.agents.roles import caller, describe_tools, planner
-from chorus.agents.scoring import unique_calls
-from chorus.agents.trajectory import Step, thought_step
+from chorus.agents.grounding import grounded
+from chorus.agents.roles import caller, get_role, planner
+from chorus.agents.trajectory import Step, call_step, thought_step
 from chorus.runtime import GenerationRequest, GenerationResult, Model, library
 from chorus.runtime.types import Message
 from chorus.tools import ToolRegistry
+from chorus.tools.registry import MAX_SHOWN_TOOLS
 
 Strategy = Literal["direct", "planned"]
 Calls = list[dict[str, Any]]
@@ -42,20 +43,23 @@ def role_adapters(model: Model) -> dict[str, str | None]:
 
 def choose_calls(model: Model, tools: ToolRegistry, task: str, *,
                  strategy: Strategy = "direct", adapters: dict[str, str | None] | None = None,
-                 max_calls: int = 3) -> Calls:
-    """The calls `task` needs ([] for none); a constrained output that fails raises."""
-    [result] = _choose(model, [(task, tools)], strategy, adapters or {}, max_calls, 1,
-                       raise_errors=True)
+                 max_calls: int = 3, max_tools: int = MAX_SHOWN_TOOLS) -> Calls:
+    """The calls `task` needs ([] for none); a constrained output that fails raises. Of a
+    catalogue over `max_tools`, the agents see the `max_tools` most relevant to the task."""
+    [result] = _choose(model, [(task, tools.relevant(task, max_tools))], strategy,
+                       adapters or {}, max_calls, 1, raise_errors=True)
     return result
 
 
 def choose_calls_batch(model: Model, requests: Sequence[tuple[str, ToolRegistry]], *,
                        strategy: Strategy = "direct",
                        adapters: dict[str, str | None] | None = None, max_calls: int = 3,
-                       batch_size: int = 8) -> list[Calls | None]:
+                       max_tools: int = MAX_SHOWN_TOOLS, batch_size: int = 8
+                       ) -> list[Calls | None]:
     """`choose_calls` for many (task, tools) pairs, `batch_size` rows per forward pass;
     None where a constrained output failed (its budget ran out)."""
-    return _choose(model, list(requests), strategy, adapters or {}, max_calls, batch_size,
+    shown = [(task, tools.relevant(task, max_tools)) for task, tools in requests]
+    return _choose(model, shown, strategy, adapters or {}, max_calls, batch_size,
                    raise_errors=False)
 
 
@@ -67,7 +71,7 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
     chosen = list(range(len(requests)))
     if strategy == "planned":
         decide = planner(adapters.get("planner"))
-        results = _generate(model, [decide.request(task, tools=describe_tools(tools))
+        results = _generate(model, [decide.request(task, tools=tools)
                                     for task, tools in requests], batch_size, raise_errors)
         chosen = []
         for index, result in enumerate(results):
@@ -81,11 +85,45 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
     for index in chosen:
         task, tools = requests[index]
         agent = caller(tools, adapters.get("caller"), min_calls=minimum, max_calls=max_calls)
-        prepared.append(agent.request(task, thoughts[index], tools=describe_tools(tools)))
+        prepared.append(agent.request(task, thoughts[index], tools))
     for index, result in zip(chosen, _generate(model, prepared, batch_size, raise_errors),
                              strict=True):
-        outcomes[index] = None if result.error is not None else unique_calls(result.value)
+        task, tools = requests[index]
+        outcomes[index] = None if result.error is not None \
+            else get_role("caller").settle(result.value, task, tools)
+    _add_follow_up_calls(model, requests, outcomes, thoughts, adapters, max_calls, batch_size)
     return outcomes
+
+
+def _add_follow_up_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
+                         outcomes: list[Calls | None], thoughts: list[list[Step]],
+                         adapters: dict[str, str | None], max_calls: int,
+                         batch_size: int) -> None:
+    """A small model writes one call and stops, even when the task asks the same thing for
+    several values or two things at once. Ask again, showing the calls made so far; keep a
+    new call only if every value in it comes from the task."""
+    pending = [index for index, calls in enumerate(outcomes) if calls]
+    while pending:
+        pending = [index for index in pending if len(outcomes[index]) < max_calls]
+        prepared = []
+        for index in pending:
+            task, tools = requests[index]
+            made = [call_step(call["name"], call["arguments"]) for call in outcomes[index]]
+            agent = caller(tools, adapters.get("caller"), min_calls=0, max_calls=1,
+                           follow_up=True)
+            prepared.append(agent.request(task, thoughts[index] + made, tools))
+        grew = []
+        results = _generate(model, prepared, batch_size, raise_errors=False)
+        for index, result in zip(pending, results, strict=True):
+            if result.error is not None:
+                continue
+            task, tools = requests[index]
+            added = [call for call in get_role("caller").settle(result.value, task, tools)
+                     if call not in outcomes[index] and grounded(call, tools, task)]
+            if added:
+                outcomes[index] = outcomes[index] + added
+                grew.append(index)
+        pending = grew
 
 
 def _generate(model: Model, requests: list[GenerationRequest], batch_size: int,

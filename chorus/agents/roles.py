@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.agent import Agent
+from chorus.agents.grounding import ground_calls
 from chorus.agents.scoring import (
     numbers_kept,
     same_calls,
@@ -71,6 +72,10 @@ def _no_headline(_output: Any) -> str | None:
     return None
 
 
+def _as_written(value: Any, _request: str, _tools: ToolRegistry | None) -> Any:
+    return value
+
+
 def _same_value(value: Any, target: str) -> tuple[float, ...]:
     if isinstance(value, str):
         return (same_text(value, target),)
@@ -86,6 +91,8 @@ class Role:
     steps: Callable[[Any], list[Step]] = _no_steps  # what its output adds to the trajectory
     writes: Callable[[Any], dict[str, Any]] = _nothing  # other state fields it sets
     headline: Callable[[Any], str | None] = _no_headline  # its output (as JSON) in one line
+    # What is kept of an output, given the request and the tools (the caller's grounding).
+    settle: Callable[[Any, str, ToolRegistry | None], Any] = _as_written
     metrics: tuple[str, ...] = ("exact",)
     score: Callable[[Any, str], tuple[float, ...]] = _same_value  # (output, gold target)
     needs_tools: bool = False
@@ -112,7 +119,8 @@ class Role:
     def custom(cls, name: str, prompt: str, *, output: Any = None,
                writes: Writes | None = None, description: str = "",
                max_new_tokens: int = 256) -> Role:
-        """A role from a prompt template ($task, $trajectory and $tools are filled in) and an
+        """A role from a prompt template ($tools becomes the tools' JSON Schemas, one per
+        line; the task and trajectory follow as the user message) and an
         optional output contract; `writes` puts its output into the state's `answer` (and
         ends a graph's reply) or `decision` (for routes)."""
         def build(options: AgentOptions) -> Agent:
@@ -156,22 +164,12 @@ def role_names(*, trainable: bool | None = None) -> list[str]:
             if trainable is None or role.trainable == trainable]
 
 
-def describe_tools(tools: ToolRegistry) -> str:
-    lines = []
-    for item in tools:
-        properties = item.parameters.get("properties", {})
-        arguments = ", ".join(
-            f"{name}: {spec.get('type', 'value')}" for name, spec in properties.items())
-        lines.append(f"- {item.name}({arguments}): {item.description}")
-    return "\n".join(lines)
-
-
 # --- planner -------------------------------------------------------------------------------
 
 def planner(adapter: str | None = None) -> Agent:
     # Budgets cover the longest output the schema allows, so a reply is never cut in half.
     return Agent.from_template("planner", adapter=adapter, output=PlannerDecision,
-                               max_new_tokens=112)
+                               max_new_tokens=112, sees_tools=True)
 
 
 def _planner_headline(output: Any) -> str | None:
@@ -192,14 +190,19 @@ register_role(Role(
 # --- caller --------------------------------------------------------------------------------
 
 def caller(tools: ToolRegistry, adapter: str | None = None, *, min_calls: int = 1,
-           max_calls: int = 3) -> Agent:
+           max_calls: int = 3, follow_up: bool = False) -> Agent:
     """Called once the planner chose to call, so by default it must make a call; with
-    `min_calls=0` it may answer [] when no tool fits."""
+    `min_calls=0` it may answer [] when no tool fits. A `follow_up` caller is shown the
+    calls made so far and adds the ones the task still needs."""
     when_none = "Reply [] if no tool fits the task." if min_calls == 0 else ""
+    if follow_up:
+        when_none = ("The calls above are made already. Reply with the calls the task still "
+                     "needs (the same tool for another value, or another tool), or [] if "
+                     "they do all the task asks.")
     return Agent.from_template("caller", adapter=adapter,
                                output=tools.calls_schema(min_calls, max_calls),
                                max_new_tokens=(MAX_ARGUMENT_STRING + 64) * max_calls,
-                               fields={"when_none": when_none})
+                               fields={"when_none": when_none}, sees_tools=True)
 
 
 register_role(Role(
@@ -207,6 +210,7 @@ register_role(Role(
     build=lambda o: caller(o.tools, o.adapter, max_calls=o.max_calls or 3),
     steps=lambda calls: [call_step(c["name"], c["arguments"]) for c in unique_calls(calls)],
     writes=lambda calls: {"pending_calls": unique_calls(calls)},
+    settle=lambda calls, request, tools: ground_calls(calls, tools, request),
     metrics=("tool names", "arguments"), needs_tools=True,
     score=lambda calls, target: (same_names(calls, json.loads(target)),
                                  same_calls(calls, json.loads(target)))))

@@ -1,7 +1,7 @@
 """`chorus demo`: what `make run` shows, on the embedded model, through the paths a user takes.
 
 Three steps: a plain streamed reply (`chorus generate`), the tool calls a request needs from
-the planner and caller agents with their adapters (`chorus call`), and the tool_use graph
+the caller agent, shown every tool's full JSON Schema (`chorus call`), and the tool_use graph
 answering a question with a real tool (`chorus run tool_use`).
 """
 
@@ -50,8 +50,8 @@ def run_demo(model, console: Console, store=None) -> int:
 
     request = "Convert 250 euros to US dollars."
     tools = ToolRegistry([Tool.from_openai(spec) for spec in DEMO_TOOLS])
-    console.print(f"\n[bold]user:[/] {request}   [dim](chorus call: planner and caller "
-                  f"agents choose among {', '.join(tools.names())})[/]")
+    console.print(f"\n[bold]user:[/] {request}   [dim](chorus call: the caller agent "
+                  f"chooses among {', '.join(tools.names())})[/]")
     calls = choose_calls(model, tools, request, adapters=role_adapters(model))
     console.print(Panel(escape(json.dumps(calls, ensure_ascii=False)),
                         title="tool calls (constrained, validated against each tool's schema)"))

@@ -11,9 +11,20 @@ from rich.console import Console
 
 from chorus.cli import adapter_commands, dvr_command, graph_commands, memory_commands
 from chorus.errors import ChorusError
+from chorus.tools.registry import MAX_SHOWN_TOOLS
 
 err = Console(stderr=True)
 
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -74,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--strategy", choices=["direct", "planned"], default="direct",
                       help="direct (default, more accurate in benchmarks/RESULTS.md): the "
                            "caller may answer []; planned: the planner decides first")
+    call.add_argument("--max-tools", type=_positive_int, default=MAX_SHOWN_TOOLS,
+                      help="of a larger catalogue, show the agents only the N tools most "
+                           f"relevant to the request (BM25; default {MAX_SHOWN_TOOLS})")
     call.add_argument("--no-adapters", action="store_true",
                       help="use the plain base model, not the planner and caller adapters")
     _model_options(call)
@@ -123,8 +137,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model directory, .gguf file or hub id "
-                                        "(default: embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--model", help="embedded model (qwen2.5-coder-0.5b, smollm2-135m), "
+                                        "model directory, .gguf file or hub id (default: "
+                                        "CHORUS_MODEL, else qwen2.5-coder-0.5b)")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
                         help="transformers backend: default CHORUS_DTYPE or auto (bf16 where "
                              "the CPU is fast at it)")

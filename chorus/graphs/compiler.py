@@ -15,7 +15,7 @@ from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from chorus.agents import Agent, AgentOptions, Step, observation_step, roles
+from chorus.agents import Agent, AgentOptions, Step, observation_step
 from chorus.errors import ChorusError, GraphSpecError
 from chorus.graphs.context import GraphContext, RunScope, emit, trace_step
 from chorus.graphs.dvr_nodes import dvr_node
@@ -140,23 +140,27 @@ def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphCon
     if role is None or role.build is None:  # checks and the DVR roles run steps of their own
         return dvr_node(spec, name, node, context)
     agent = build_agent(spec, node.agent, context.tools)
-    describe = roles.describe_tools(context.tools) if len(context.tools) else "(none)"
 
     def run_agent(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
         steps = [Step.model_validate(step) for step in state.get("trajectory", [])]
         emit(runtime, "agent_start", name, role=role.name, adapter=agent.adapter,
              answers=role.answers)
-        reply = agent.run(context.model, state["task"], steps, tools=describe,
-                          on_text=lambda text: emit(runtime, "token", name, text=text))
-        output = reply.value.model_dump(by_alias=True) \
-            if hasattr(reply.value, "model_dump") else reply.value
+        # Of a large catalogue the agents see the tools most relevant to the task; a caller
+        # is then built over those, so its grammar offers only the tools it was shown.
+        shown = context.tools.relevant(state["task"])
+        current = agent if shown is context.tools or not role.needs_tools \
+            else build_agent(spec, node.agent, shown)
+        reply = current.run(context.model, state["task"], steps, shown,
+                            on_text=lambda text: emit(runtime, "token", name, text=text))
+        value = role.settle(reply.value, state["task"], context.tools)
+        output = value.model_dump(by_alias=True) if hasattr(value, "model_dump") else value
         emit(runtime, "agent_done", name, role=role.name, output=output,
              generation=reply.generation, answers=role.answers,
              headline=role.headline(output))
         trace_step(context, runtime, name, "agent", output, agent=agent.name,
                    adapter=agent.adapter, generation=reply.generation,
                    constraint=type(agent.output).__name__ if agent.output else None)
-        return {"visits": {name: 1}, "outputs": {name: output}, **role.update(reply.value)}
+        return {"visits": {name: 1}, "outputs": {name: output}, **role.update(value)}
 
     return run_agent
 

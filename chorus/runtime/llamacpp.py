@@ -20,8 +20,6 @@ adapter set at a time, and on two cores a second context buys no throughput). Ea
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
 import os
 import threading
 import time
@@ -33,11 +31,13 @@ import numpy as np
 
 from chorus.errors import AdapterError, ChorusError, ModelLoadError
 from chorus.paths import chorus_home
+from chorus.runtime.chat_format import ToolSpec, chat_inputs
 from chorus.runtime.gguf_lora import cached_conversion, read_peft
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.manifest import AdapterManifest, read_manifest
 from chorus.runtime.prompt_cache import MIN_PREFIX, PromptCache, common_prefix
 from chorus.runtime.rows import RowTracker
+from chorus.runtime.sources import cached_sha256
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
 DEFAULT_CONTEXT = 4096
@@ -104,8 +104,10 @@ class LlamaCppBackend:
         return Jinja2ChatFormatter(template, eos_token=text_of("tokenizer.ggml.eos_token_id"),
                                    bos_token=text_of("tokenizer.ggml.bos_token_id"))
 
-    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
-        prompt = self._format(messages=messages).prompt
+    def prompt_tokens(self, messages: list[dict[str, str]], tools: Sequence[ToolSpec] = ()
+                      ) -> list[int]:
+        messages, specs = chat_inputs(messages, tools, self._format.template)
+        prompt = self._format(messages=messages, tools=specs).prompt
         return self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
 
     def _decode(self, tokens: list[int]) -> str:
@@ -150,7 +152,7 @@ class LlamaCppBackend:
 
     def _generate(self, request: GenerationRequest,
                   on_text: TextCallback | None) -> GenerationResult:
-        tokens = self.prompt_tokens(request.messages)
+        tokens = self.prompt_tokens(request.messages, request.tools)
         if len(tokens) + request.max_new_tokens > self.n_ctx:
             raise ChorusError(
                 f"The prompt has {len(tokens)} tokens and asks for up to "
@@ -280,7 +282,7 @@ class GgufAdapters:
         """The base GGUF file's hash, cached by path, size and time (hashing 0.5 GB takes
         a second)."""
         if self._sha256 is None:
-            self._sha256 = _cached_sha256(self._backend.path)
+            self._sha256 = cached_sha256(self._backend.path)
         return self._sha256
 
     def fits(self, manifest: AdapterManifest) -> bool:
@@ -346,21 +348,3 @@ class GgufAdapters:
             if api.llama_set_adapters_lora(self._backend.llm.ctx, adapters, 1, scales):
                 raise AdapterError(f"llama.cpp could not activate adapter '{name}'")
 
-
-def _cached_sha256(path: Path) -> str:
-    from chorus.runtime.sources import file_sha256
-
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    cache = chorus_home() / "hashes" / f"{key.hexdigest()[:16]}.json"
-    if cache.is_file():
-        try:
-            return json.loads(cache.read_text())["sha256"]
-        except (OSError, ValueError, KeyError):
-            pass
-    digest = file_sha256(path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(f".{cache.name}.{os.getpid()}")
-    partial.write_text(json.dumps({"path": str(path), "sha256": digest}))
-    os.replace(partial, cache)
-    return digest

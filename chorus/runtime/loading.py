@@ -72,7 +72,8 @@ def choose_dtype(requested: str | torch.dtype | None = None) -> torch.dtype:
 def load_model(name_or_path: str | os.PathLike[str] | None = None, *,
                dtype: str | torch.dtype | None = None, backend: BackendName | None = None,
                show_progress: bool = True) -> Model:
-    """Load the shared base model. None means the embedded SmolLM2-135M-Instruct.
+    """Load the shared base model: an embedded model's short name, a path or a hub id; None
+    means CHORUS_MODEL, else the default embedded model (Qwen2.5-Coder-0.5B-Instruct).
 
     `backend`: "transformers", "llamacpp" or "auto" (default: CHORUS_BACKEND, else auto).
     On transformers a GGUF file is converted once to a safetensors copy in CHORUS_HOME
@@ -124,7 +125,7 @@ def _load_transformers(source: ModelSource, dtype: torch.dtype):
                 f"Could not load '{source.location}' from the Hugging Face hub"
                 f"{' (unreachable from here, and not in the local cache)' if local_only else ''}"
                 f": {type(error).__name__}. Pass a local model directory or .gguf file, or "
-                "nothing for the embedded SmolLM2."
+                "the name of an embedded model (qwen2.5-coder-0.5b, smollm2-135m)."
             ) from error
         raise ModelLoadError(
             f"Could not load the model in {source.location}: {error}"

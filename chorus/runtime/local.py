@@ -22,6 +22,7 @@ from transformers import (
 
 from chorus.errors import ChorusError
 from chorus.runtime.adapters import AdapterRegistry
+from chorus.runtime.chat_format import render_with_tokenizer
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.types import GenerationRequest, GenerationResult, TextCallback
@@ -66,8 +67,8 @@ class LocalBackend:
         first = requests[0]
         adapter_rows = [self.adapters.require(r.adapter) for r in requests]
         matchers = [self.grammars.matcher(r.output) if r.output else None for r in requests]
-        prompts = [self.tokenizer.apply_chat_template(r.messages, add_generation_prompt=True,
-                                                      tokenize=False) for r in requests]
+        prompts = [render_with_tokenizer(self.tokenizer, r.messages, r.tools)
+                   for r in requests]
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True,
                                 add_special_tokens=False)
         tracker = RowTracker(

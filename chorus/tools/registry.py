@@ -13,11 +13,15 @@ from chorus.runtime.outputs import bound_strings
 from chorus.tools.tool import Tool
 
 MAX_ARGUMENT_STRING = 120  # characters; at most about as many tokens
+# Tools shown to an agent at once: full schemas take about 190 prompt tokens per tool, and
+# BM25 retrieval keeps the needed tools within the first 8 (benchmarks/RESULTS.md).
+MAX_SHOWN_TOOLS = 8
 
 
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()):
         self._tools: dict[str, Tool] = {}
+        self._index = None  # a ToolIndex, built on first use, dropped when a tool is added
         for item in tools:
             self.add(item)
 
@@ -25,6 +29,7 @@ class ToolRegistry:
         if item.name in self._tools:
             raise ToolSpecError(f"Two tools are named '{item.name}'; tool names must be unique")
         self._tools[item.name] = item
+        self._index = None
         return item
 
     def get(self, name: str) -> Tool:
@@ -46,6 +51,17 @@ class ToolRegistry:
 
     def names(self) -> list[str]:
         return list(self._tools)
+
+    def relevant(self, request: str, limit: int = MAX_SHOWN_TOOLS) -> ToolRegistry:
+        """The tools to show the agents for `request`: this registry when it has at most
+        `limit` tools, else the `limit` that BM25 ranks best (chorus.tools.retrieval)."""
+        if len(self) <= limit:
+            return self
+        from chorus.tools.retrieval import ToolIndex
+
+        if self._index is None:
+            self._index = ToolIndex(self)
+        return self._index.shown(request, limit)
 
     def call_schema(self, max_string_length: int = MAX_ARGUMENT_STRING) -> dict[str, Any]:
         """One tool call: a union with a branch per tool, so the arguments always match the

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from chorus.errors import ChorusError
+from chorus.runtime.chat_format import render_with_tokenizer
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,10 @@ def read_examples(data: Path, roles: list[str], split: str = "train") -> list[di
     return examples
 
 
-def encode(tokenizer, messages: list[dict], target: str) -> Encoded:
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(
-        [*messages, {"role": "assistant", "content": target}], tokenize=False)
+def encode(tokenizer, messages: list[dict], target: str, tools: list[dict] = ()) -> Encoded:
+    prompt = render_with_tokenizer(tokenizer, messages, tools)
+    full = render_with_tokenizer(tokenizer, [*messages, {"role": "assistant", "content": target}],
+                                 tools, add_generation_prompt=False)
     if not full.startswith(prompt):
         raise ChorusError("The chat template does not render an assistant turn as the "
                           "generation prompt followed by its content; cannot train on it")

@@ -33,7 +33,8 @@ def role_request(role: str, example: dict, tools: dict[str, Tool],
     """The stored prompt, with the output contract and budget the role's agent has."""
     shown = ToolRegistry([tools[name] for name in example.get("tools", [])])
     agent = get_role(role).agent(AgentOptions(tools=shown))
-    return GenerationRequest(messages=example["messages"], output=agent.output,
+    return GenerationRequest(messages=example["messages"], tools=example.get("tool_specs", ()),
+                             output=agent.output,
                              adapter=adapter, max_new_tokens=agent.max_new_tokens,
                              stop_on_repeated_line=agent.stop_on_repeated_line)
 

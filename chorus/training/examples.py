@@ -229,14 +229,13 @@ def role_examples(episode: Episode, registry: ToolRegistry) -> dict[str, list[di
     """Every role's examples from one episode: prompts rendered by the real agents, and the
     trajectory written by the roles' own state updates, as the running graph writes it."""
     tools = ToolRegistry([registry.get(name) for name in episode.tools])
-    described = roles.describe_tools(tools)
     task = episode.task
 
     def example(agent, steps: list[Step], target: Any) -> dict:
-        request = agent.request(task, steps, tools=described)
+        request = agent.request(task, steps, tools)
         text = target if isinstance(target, str) else _compact(target)
         return {"episode": episode.id, "tools": episode.tools, "messages": request.messages,
-                "target": text}
+                "tool_specs": list(request.tools), "target": text}
 
     planner, summarizer, verifier = _fixed_agents()
     examples: dict[str, list[dict]] = {"planner": [], "caller": [], "summarizer": [],

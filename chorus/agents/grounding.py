@@ -1,0 +1,104 @@
+"""Grounded arguments: an optional argument stays in a call only if the request supports it.
+
+Small models fill optional parameters with plausible inventions (a precision of 2, a date,
+`covered_only: true`) though the prompt asks them not to; the grammar cannot tell an invented
+value from a given one, so the check runs after decoding, on the request's own words:
+- an optional argument equal to its declared default goes (the call means the same without
+  it) unless the request spells that value out;
+- an optional number stays only if the request contains that number;
+- an optional free string stays only if most of its words are in the request;
+- an optional flag stays only if the request names it (a word of the parameter's name).
+Required arguments, enum strings (often a word mapped to a code: "kilograms" -> "kg"),
+arrays and objects are left as the model wrote them. Identical calls are made once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chorus.agents.scoring import unique_calls
+from chorus.tools.registry import ToolRegistry
+
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[^\W_]+")
+_NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+                 "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+                 "a dozen": 12, "twenty": 20, "fifty": 50, "hundred": 100}
+
+
+def ground_calls(calls: list[dict[str, Any]], tools: ToolRegistry, request: str
+                 ) -> list[dict[str, Any]]:
+    """`calls` with the optional arguments `request` does not support left out."""
+    grounded = []
+    for call in calls:
+        if call.get("name") not in tools:
+            grounded.append(call)
+            continue
+        schema = tools.get(call["name"]).parameters
+        required = set(schema.get("required", []))
+        properties = schema.get("properties", {})
+        arguments = {name: value for name, value in call.get("arguments", {}).items()
+                     if name in required or _supported(name, value, properties.get(name, {}),
+                                                       request)}
+        grounded.append({**call, "arguments": arguments})
+    return unique_calls(grounded)
+
+
+def grounded(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
+    """Whether every value of `call` comes from `request` (enum codes and flags aside): the
+    bar for a call a model adds after its first ones, which may just vary them."""
+    if call.get("name") not in tools:
+        return False
+    properties = tools.get(call["name"]).parameters.get("properties", {})
+    text = request.lower()
+    for name, value in call.get("arguments", {}).items():
+        spec = properties.get(name, {})
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if "enum" in spec or isinstance(item, bool | dict):
+                continue
+            if not _spelled_out(item, text):
+                return False
+    return True
+
+
+def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> bool:
+    text = request.lower()
+    if "default" in spec and value == spec["default"]:
+        return _spelled_out(value, text)
+    if isinstance(value, bool):
+        words = [w for w in name.lower().split("_") if len(w) >= 2]
+        return any(re.search(rf"\b{re.escape(w)}", text) for w in words)
+    if isinstance(value, int | float):
+        return value in _numbers(text)
+    if isinstance(value, str) and "enum" not in spec:
+        return _spelled_out(value, text)
+    return True
+
+
+def _spelled_out(value: Any, text: str) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return value in _numbers(text)
+    if not isinstance(value, str):
+        return False
+    wanted = value.lower()
+    if wanted in text:
+        return True
+    words = [w for w in _WORD.findall(wanted) if len(w) >= 2]
+    present = set(_WORD.findall(text))
+    return bool(words) and sum(w in present for w in words) * 2 > len(words)
+
+
+def _numbers(text: str) -> set[float]:
+    found = set()
+    for match in _NUMBER.findall(text):
+        try:
+            found.add(float(match.replace(",", "")))
+        except ValueError:
+            continue
+    found.update(float(n) for word, n in _NUMBER_WORDS.items()
+                 if re.search(rf"\b{word}\b", text))
+    return found

@@ -1,0 +1,50 @@
+"""Answers on the default embedded model (Qwen2.5-Coder-0.5B): the requests of the README's
+demo and chat are answered right, and calls carry only the arguments the request gives."""
+
+from pathlib import Path
+
+import pytest
+
+from chorus.agents.calling import choose_calls, role_adapters
+from chorus.cli.demo import DEMO_TOOLS
+from chorus.graphs import GraphRunner, resolve_graph
+from chorus.tools import Tool, ToolRegistry
+
+pytestmark = pytest.mark.integration
+DEMO = ToolRegistry([Tool.from_openai(spec) for spec in DEMO_TOOLS])
+
+
+def test_the_demo_converts_euros_to_dollars(qwen):
+    calls = choose_calls(qwen, DEMO, "Convert 250 euros to US dollars.",
+                         adapters=role_adapters(qwen))
+    assert calls == [{"name": "convert_currency",
+                      "arguments": {"amount": 250, "source": "EUR", "target": "USD"}}]
+
+
+def test_the_tool_use_graph_answers_12_times_12_and_stops(qwen, tmp_path: Path):
+    result = GraphRunner(resolve_graph("tool_use"), qwen, store=tmp_path).run("What is 12 * 12?")
+    assert "144" in result.answer
+    # the graph ends once the summarizer has answered, far from the planner's max_visits (4)
+    assert result.state["visits"]["answer"] == 1 and result.state["visits"]["plan"] <= 2
+
+
+@pytest.mark.xfail(reason="known wrong (issue 12 open): the 0.5B planner answers without the "
+                          "calculator, and its own arithmetic is wrong", strict=False)
+def test_the_tool_use_graph_answers_12_times_7(qwen, tmp_path: Path):
+    result = GraphRunner(resolve_graph("tool_use"), qwen, store=tmp_path).run(
+        "What is 12 times 7?")
+    assert "84" in result.answer
+
+
+@pytest.mark.parametrize(("request_text", "expected"), [
+    ("What's the weather in Oslo?", {"city": "Oslo"}),
+    pytest.param("Weather in Madrid in fahrenheit, please.",
+                 {"city": "Madrid", "unit": "fahrenheit"},
+                 marks=pytest.mark.xfail(reason="known wrong (issue 12 open): 'fahrenheit' "
+                                                "draws the 0.5B caller to convert_currency",
+                                         strict=False)),
+])
+def test_optional_arguments_appear_only_when_the_request_gives_them(qwen, request_text,
+                                                                    expected):
+    calls = choose_calls(qwen, DEMO, request_text, adapters=role_adapters(qwen))
+    assert calls == [{"name": "get_weather", "arguments": expected}]

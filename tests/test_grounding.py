@@ -1,0 +1,55 @@
+"""Grounded arguments: optional values the request does not support are left out."""
+
+from chorus.agents.grounding import ground_calls
+from chorus.tools import Tool, ToolRegistry
+
+DEPARTURES = Tool.from_openai({
+    "name": "get_train_departures", "description": "Train departures from a station.",
+    "parameters": {"type": "object", "required": ["station"], "properties": {
+        "station": {"type": "string", "description": "Station name."},
+        "destination": {"type": "string", "description": "Only trains to this place."},
+        "date": {"type": "string", "description": "YYYY-MM-DD."},
+        "limit": {"type": "integer", "default": 5, "description": "How many."},
+        "unit": {"type": "string", "enum": ["km", "mi"], "default": "km"},
+        "accessible_only": {"type": "boolean", "description": "Step-free trains only."}}}})
+TOOLS = ToolRegistry([DEPARTURES])
+
+
+def _arguments(arguments: dict, request: str) -> dict:
+    [call] = ground_calls([{"name": "get_train_departures", "arguments": arguments}], TOOLS,
+                          request)
+    return call["arguments"]
+
+
+def test_invented_optional_values_are_left_out():
+    request = "Trains from Milano Centrale?"
+    invented = {"station": "Milano Centrale", "destination": "Roma", "date": "2025-07-19",
+                "limit": 5, "unit": "km", "accessible_only": True}
+    assert _arguments(invented, request) == {"station": "Milano Centrale"}
+
+
+def test_values_the_request_gives_are_kept():
+    request = "Show 3 accessible trains from Berlin Hbf to Hamburg on 2025-07-19, in km."
+    given = {"station": "Berlin Hbf", "destination": "Hamburg", "date": "2025-07-19",
+             "limit": 3, "unit": "km", "accessible_only": True}
+    assert _arguments(given, request) == given
+
+
+def test_numbers_in_words_and_enum_codes_count_as_given():
+    two = _arguments({"station": "Oslo S", "limit": 2}, "Next two trains from Oslo S")
+    assert two["limit"] == 2
+    # An enum value is a code the request may only paraphrase ("miles" -> "mi"): kept unless
+    # it is the default the request never names.
+    assert _arguments({"station": "York", "unit": "mi"}, "Trains from York, in miles")["unit"] \
+        == "mi"
+
+
+def test_required_arguments_are_never_dropped():
+    assert _arguments({"station": "Nowhere Junction"}, "trains please") == \
+        {"station": "Nowhere Junction"}
+
+
+def test_identical_calls_are_made_once_and_unknown_tools_pass_through():
+    call = {"name": "get_train_departures", "arguments": {"station": "Bern"}}
+    other = {"name": "not_a_tool", "arguments": {"x": 1}}
+    assert ground_calls([call, dict(call), other], TOOLS, "Trains from Bern") == [call, other]
