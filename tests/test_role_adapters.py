@@ -151,8 +151,8 @@ def test_parallel_graph_branches_share_one_batched_forward(tiny, tmp_path):
     left = chorus.graphs.compiler.build_agent(runner.spec, "left", runner.context.tools)
     right = chorus.graphs.compiler.build_agent(runner.spec, "right", runner.context.tools)
     tiny.coalescer = None  # the references, one call at a time
-    assert outputs["left"] == left.run(tiny, "Say something.", tools="(none)").value
-    assert outputs["right"] == right.run(tiny, "Say something.", tools="(none)").value
+    assert outputs["left"] == left.run(tiny, "Say something.").value
+    assert outputs["right"] == right.run(tiny, "Say something.").value
 
 
 def test_cli_data_train_list_show_and_eval(tiny_model_dir, tmp_path):

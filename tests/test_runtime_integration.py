@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 import chorus
 from chorus.runtime import sources
+from chorus.runtime.embedded import EMBEDDED
 
 pytestmark = pytest.mark.integration
 
@@ -128,9 +129,9 @@ def test_a_stop_string_cuts_a_real_answer(smol: chorus.Model):
 
 def test_the_conversion_is_cached_in_chorus_home(smol: chorus.Model, chorus_home: Path,
                                                  monkeypatch: pytest.MonkeyPatch):
-    [converted] = [p for p in (chorus_home / "models").iterdir()]
+    [converted] = [p for p in (chorus_home / "models").iterdir() if p.is_dir()]
     manifest = json.loads((converted / sources.MANIFEST).read_text())
-    gguf = sources.embedded_gguf()
+    gguf = EMBEDDED["smollm2-135m"].gguf()
     assert manifest["source"] == str(gguf)
     assert manifest["source_sha256"] == sources.file_sha256(gguf)
     assert (converted / "config.json").is_file()
