@@ -23,6 +23,10 @@ from chorus.tools import ToolRegistry
 from chorus.tools.registry import MAX_SHOWN_TOOLS
 
 Strategy = Literal["direct", "planned"]
+# In the trajectory, not the system prompt: the caller's prompt state over the tools is reused.
+FOLLOW_UP = thought_step("The calls above are made. Add the calls the task still needs (the "
+                         "same tool for another value, or another tool), or reply [] if they "
+                         "do all it asks.")
 Calls = list[dict[str, Any]]
 
 
@@ -109,9 +113,8 @@ def _add_follow_up_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
         for index in pending:
             task, tools = requests[index]
             made = [call_step(call["name"], call["arguments"]) for call in outcomes[index]]
-            agent = caller(tools, adapters.get("caller"), min_calls=0, max_calls=1,
-                           follow_up=True)
-            prepared.append(agent.request(task, thoughts[index] + made, tools))
+            agent = caller(tools, adapters.get("caller"), min_calls=0, max_calls=1)
+            prepared.append(agent.request(task, [*thoughts[index], *made, FOLLOW_UP], tools))
         grew = []
         results = _generate(model, prepared, batch_size, raise_errors=False)
         for index, result in zip(pending, results, strict=True):

@@ -190,19 +190,15 @@ register_role(Role(
 # --- caller --------------------------------------------------------------------------------
 
 def caller(tools: ToolRegistry, adapter: str | None = None, *, min_calls: int = 1,
-           max_calls: int = 3, follow_up: bool = False) -> Agent:
+           max_calls: int = 3) -> Agent:
     """Called once the planner chose to call, so by default it must make a call; with
-    `min_calls=0` it may answer [] when no tool fits. A `follow_up` caller is shown the
-    calls made so far and adds the ones the task still needs."""
-    when_none = "Reply [] if no tool fits the task." if min_calls == 0 else ""
-    if follow_up:
-        when_none = ("The calls above are made already. Reply with the calls the task still "
-                     "needs (the same tool for another value, or another tool), or [] if "
-                     "they do all the task asks.")
+    `min_calls=0` it may answer [] when no tool fits. The prompt is the same either way (the
+    grammar enforces the minimum), so every caller over the same tools shares one prompt
+    state: the tools are evaluated once."""
     return Agent.from_template("caller", adapter=adapter,
                                output=tools.calls_schema(min_calls, max_calls),
                                max_new_tokens=(MAX_ARGUMENT_STRING + 64) * max_calls,
-                               fields={"when_none": when_none}, sees_tools=True)
+                               sees_tools=True)
 
 
 register_role(Role(
