@@ -2,11 +2,12 @@
 
 This is the one implementation of "planner, then caller" outside a graph: `chorus call`,
 the demo, the adapter evaluation and the benchmarks all run it. Two ways to decide, compared
-in benchmarks/tool_calls.py: `direct` lets the caller answer `[]` itself; `planned` asks the
-planner first whether any tool is needed, as the tool_use graph does, and then runs a caller
-that must call, reading the planner's thought as the graph's caller does. On the plain base
-model `direct` is the more accurate (the planner rarely says no tool is needed), so it is
-the default.
+in benchmarks/tool_calls.py: `direct` lets the caller answer `[]` itself (the default: one
+prompt evaluation instead of two, but small models almost never answer `[]`); `planned`
+asks the planner first whether any tool is needed, as the tool_use graph does, and then
+runs a caller that must call, reading the planner's thought as the graph's caller does.
+Either way the calls are grounded in the request (chorus.agents.grounding), a follow-up
+round asks for calls still missing, and a large catalogue is cut to the most relevant tools.
 """
 
 from __future__ import annotations

@@ -83,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="JSON list of OpenAI-style function specs")
     call.add_argument("--messages", type=Path, help="JSON chat history instead of TEXT")
     call.add_argument("--strategy", choices=["direct", "planned"], default="direct",
-                      help="direct (default, more accurate in benchmarks/RESULTS.md): the "
-                           "caller may answer []; planned: the planner decides first")
+                      help="direct (default): the caller answers, [] allowed (rarely given); "
+                           "planned: the planner first decides whether a tool is needed "
+                           "(declines better, about twice as slow; benchmarks/RESULTS.md)")
     call.add_argument("--max-tools", type=_positive_int, default=MAX_SHOWN_TOOLS,
                       help="of a larger catalogue, show the agents only the N tools most "
                            f"relevant to the request (BM25; default {MAX_SHOWN_TOOLS})")
