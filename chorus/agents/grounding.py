@@ -70,9 +70,7 @@ def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> boo
     if isinstance(value, bool):
         words = [w for w in name.lower().split("_") if len(w) >= 2]
         return any(re.search(rf"\b{re.escape(w)}", text) for w in words)
-    if isinstance(value, int | float):
-        return value in _numbers(text)
-    if isinstance(value, str) and "enum" not in spec:
+    if isinstance(value, int | float) or isinstance(value, str) and "enum" not in spec:
         return _spelled_out(value, text)
     return True
 

