@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
 from chorus.chat.session import ChatSession
+from chorus.display import shown
 from chorus.errors import ChorusError
 
 
@@ -41,13 +41,13 @@ def _print_rows(console: Console, headers: list[str], rows: list[list[str]]) -> 
     for row in rows:
         details = " · ".join(f"{h}: {v}" for h, v in zip(headers[1:], row[1:], strict=True)
                              if v and v != "-")
-        console.print(f"[bold]{escape(row[0])}[/] {escape(details)}", highlight=False)
+        console.print(f"[bold]{shown(row[0])}[/] {shown(details)}", highlight=False)
 
 
 def _help(state: ChatState, _argument: str) -> None:
     table = Table.grid(padding=(0, 2))
     for name, (_, usage, summary) in COMMANDS.items():
-        table.add_row(escape(f"/{name}{' ' + usage if usage else ''}"), summary)
+        table.add_row(shown(f"/{name}{' ' + usage if usage else ''}"), summary)
     state.console.print(table)
     state.console.print("[dim]Enter sends; Esc then Enter, or a line ending in \\, starts a new "
                         "line. Ctrl-C stops a turn, Ctrl-D leaves.[/]")
@@ -55,14 +55,14 @@ def _help(state: ChatState, _argument: str) -> None:
 
 def _graph(state: ChatState, _argument: str) -> None:
     spec = state.session.spec
-    tree = Tree(f"[bold]{escape(spec.name)}[/] [dim]{escape(spec.description)}[/]")
+    tree = Tree(f"[bold]{shown(spec.name)}[/] [dim]{shown(spec.description)}[/]")
     for name, node in spec.nodes.items():
         if node.agent:
             agent = spec.agents[node.agent]
-            label = (f"[cyan]{escape(name)}[/] · {agent.role} · adapter "
-                     f"{escape(agent.adapter or 'base model')}")
+            label = (f"[cyan]{shown(name)}[/] · {agent.role} · adapter "
+                     f"{shown(agent.adapter or 'base model')}")
         else:
-            label = f"[magenta]{escape(name)}[/] · run {node.run}"
+            label = f"[magenta]{shown(name)}[/] · run {node.run}"
         if node.max_visits:
             label += f" [dim](at most {node.max_visits} visits, then {node.on_limit})[/]"
         branch = tree.add(label)
@@ -71,10 +71,10 @@ def _graph(state: ChatState, _argument: str) -> None:
                 continue
             if edge.route is not None:
                 for value, target in edge.route.cases.items():
-                    branch.add(f"→ {escape(target)} [dim]when {edge.route.field} = "
-                               f"{escape(value)}[/]")
+                    branch.add(f"→ {shown(target)} [dim]when {edge.route.field} = "
+                               f"{shown(value)}[/]")
             else:
-                branch.add(f"→ {escape(', '.join(edge.targets()))}")
+                branch.add(f"→ {shown(', '.join(edge.targets()))}")
     state.console.print(tree)
 
 
@@ -158,9 +158,9 @@ def _save(state: ChatState, argument: str) -> None:
     try:
         path.write_text(state.session.markdown() + "\n")
     except OSError as error:
-        state.console.print(f"[red]Cannot write {escape(str(path))}: {escape(str(error))}[/]")
+        state.console.print(f"[red]Cannot write {shown(str(path))}: {shown(str(error))}[/]")
         return
-    state.console.print(f"Saved the transcript to {escape(str(path))}.")
+    state.console.print(f"Saved the transcript to {shown(str(path))}.")
 
 
 def _quit(state: ChatState, _argument: str) -> None:
@@ -188,9 +188,9 @@ def run_command(state: ChatState, line: str) -> None:
     if name not in COMMANDS:
         close = difflib.get_close_matches(name, COMMANDS, n=1)
         hint = f" Did you mean /{close[0]}?" if close else ""
-        state.console.print(f"Unknown command /{escape(name)}.{hint} Type /help for the list.")
+        state.console.print(f"Unknown command /{shown(name)}.{hint} Type /help for the list.")
         return
     try:
         COMMANDS[name][0](state, argument.strip())
     except ChorusError as error:
-        state.console.print(f"[red]error:[/] {escape(str(error))}")
+        state.console.print(f"[red]error:[/] {shown(str(error))}")

@@ -14,8 +14,8 @@ import time
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
-from rich.markup import escape
 
+from chorus.display import shown
 from chorus.graphs.events import GraphEvent
 
 
@@ -44,9 +44,9 @@ class TurnView:
         self._end_stream()
         self._active += 1
         adapter = event.data.get("adapter") or "base model"
-        self.console.print(f"[bold cyan]▸ {escape(event.node)}[/] [dim]· "
-                           f"{escape(event.data.get('role', ''))} · adapter "
-                           f"{escape(adapter)}[/]", highlight=False)
+        self.console.print(f"[bold cyan]▸ {shown(event.node)}[/] [dim]· "
+                           f"{shown(event.data.get('role', ''))} · adapter "
+                           f"{shown(adapter)}[/]", highlight=False)
         if event.data.get("answers") and self.streams and self._active == 1:
             self._answer = ""
             self._live = Live(Markdown(""), console=self.console, refresh_per_second=8,
@@ -64,7 +64,7 @@ class TurnView:
             self._end_stream()
             self._streaming = event.node
             self.console.print("  ", end="")
-        self.console.print(escape(event.data["text"]).replace("\n", "\n  "), end="",
+        self.console.print(shown(event.data["text"]).replace("\n", "\n  "), end="",
                            style="dim", highlight=False)
 
     def _agent_done(self, event: GraphEvent) -> None:
@@ -78,23 +78,23 @@ class TurnView:
         output = event.data.get("output")
         if self.verbose and not self.streams and not event.data.get("answers"):
             text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
-            self.console.print(f"  [dim]{escape(text)}[/]", highlight=False)
+            self.console.print(f"  [dim]{shown(text)}[/]", highlight=False)
         headline = event.data.get("headline")  # the role's one line: a decision, a verdict
         if headline:
-            self.console.print(f"  [bold]{escape(headline)}[/]", highlight=False)
+            self.console.print(f"  [bold]{shown(headline)}[/]", highlight=False)
 
     def _tool_call(self, event: GraphEvent) -> None:
         self._end_stream()
         arguments = json.dumps(event.data.get("arguments", {}), ensure_ascii=False)
-        self.console.print(f"[bold magenta]⚙ {escape(event.data['tool'])}[/]"
-                           f"({escape(arguments)})", highlight=False)
+        self.console.print(f"[bold magenta]⚙ {shown(event.data['tool'])}[/]"
+                           f"({shown(arguments)})", highlight=False)
 
     def _tool_result(self, event: GraphEvent) -> None:
         status = event.data.get("status", "ok")
         colour = "green" if status == "ok" else "yellow"
         content = str(event.data.get("content", ""))
         clipped = content if len(content) <= 300 else content[:300] + "…"
-        self.console.print(f"  [{colour}]→ {escape(clipped)}[/]", highlight=False)
+        self.console.print(f"  [{colour}]→ {shown(clipped)}[/]", highlight=False)
 
     def _end_stream(self) -> None:
         if self._live is not None:

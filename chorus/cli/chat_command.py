@@ -14,12 +14,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.markup import escape
 
 from chorus.chat.commands import ChatState, run_command
 from chorus.chat.session import ChatSession
 from chorus.chat.transcript import Transcripts
 from chorus.chat.view import TurnView
+from chorus.display import shown
 from chorus.errors import ChorusError
 from chorus.paths import chorus_home
 
@@ -82,7 +82,7 @@ def run_chat(args, load_model, err: Console) -> int:
     session = ChatSession(spec, model, transcripts, thread=args.resume, store=args.store)
     state = ChatState(console=console, session=session)
     reader = LineReader(chorus_home() / "chat_history")
-    console.print(f"[bold]chorus chat[/] · graph {escape(spec.name)} · {escape(model.name)} · "
+    console.print(f"[bold]chorus chat[/] · graph {shown(spec.name)} · {shown(model.name)} · "
                   f"thread {session.thread} · /help for commands, Ctrl-D to leave",
                   highlight=False)
     if args.resume:
@@ -127,7 +127,7 @@ def _turn(state: ChatState, reader: LineReader, run) -> None:
         return
     except (ChorusError, EOFError) as error:
         view.footer(" · failed")
-        state.console.print(f"[red]error:[/] {escape(str(error) or 'input closed')}")
+        state.console.print(f"[red]error:[/] {shown(str(error) or 'input closed')}")
         return
     view.answer(result.answer)
     view.footer()
@@ -137,7 +137,7 @@ def _replay(console: Console, session: ChatSession) -> None:
     for message in session.history():
         if message.role == "user":
             note = "" if message.status in ("done", "pending") else f" ({message.status})"
-            console.print(f"[bold]› {escape(message.content)}[/][dim]{note}[/]",
+            console.print(f"[bold]› {shown(message.content)}[/][dim]{note}[/]",
                           highlight=False)
         else:
             console.print(Markdown(message.content or "_(no answer)_"))

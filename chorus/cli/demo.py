@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 
 from chorus.agents.calling import choose_calls, role_adapters
+from chorus.display import shown
 from chorus.graphs import GraphRunner, resolve_graph
 from chorus.tools import Tool, ToolRegistry
 
@@ -53,7 +53,7 @@ def run_demo(model, console: Console, store=None) -> int:
     console.print(f"\n[bold]user:[/] {request}   [dim](chorus call: the caller agent "
                   f"chooses among {', '.join(tools.names())})[/]")
     calls = choose_calls(model, tools, request, adapters=role_adapters(model))
-    console.print(Panel(escape(json.dumps(calls, ensure_ascii=False)),
+    console.print(Panel(shown(json.dumps(calls, ensure_ascii=False)),
                         title="tool calls (constrained, validated against each tool's schema)"))
 
     task = "What is 12 * 12?"
@@ -62,15 +62,15 @@ def run_demo(model, console: Console, store=None) -> int:
     runner = GraphRunner(resolve_graph("tool_use"), model, store=store)
     wearing = ", ".join(f"{name} ({agent.adapter or 'no'} adapter)"
                         for name, agent in runner.spec.agents.items())
-    console.print(f"  [dim]agents: {escape(wearing)}[/]", highlight=False)
+    console.print(f"  [dim]agents: {shown(wearing)}[/]", highlight=False)
 
     def show(node: str, update: dict) -> None:
         for step in update.get("trajectory", []):
-            console.print(f"  [cyan]{escape(node)}[/] [dim]{step['kind']}:[/] "
-                          f"{escape(step['content'][:120])}", highlight=False)
+            console.print(f"  [cyan]{shown(node)}[/] [dim]{step['kind']}:[/] "
+                          f"{shown(step['content'][:120])}", highlight=False)
 
     result = runner.run(task, on_update=show)
-    console.print(f"[bold]answer:[/] {escape(result.answer)}")
+    console.print(f"[bold]answer:[/] {shown(result.answer)}")
     console.print(f"[dim]trace: chorus trace show {result.run_id}[/]", highlight=False)
     print(json.dumps({"answer": answer.text, "tool_calls": calls,
                       "graph_answer": result.answer}))

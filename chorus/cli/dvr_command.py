@@ -7,6 +7,7 @@ import sys
 
 from rich.console import Console
 
+from chorus.display import shown
 from chorus.errors import RepositoryError
 
 
@@ -23,7 +24,7 @@ def run_dvr(args, load_model, console: Console) -> int:
         try:
             repository = RefinementRepository(path)
         except RepositoryError as error:  # refine without examples rather than not at all
-            console.print(f"[yellow]warning:[/] {error}; refining without examples",
+            console.print(f"[yellow]warning:[/] {shown(error)}; refining without examples",
                           highlight=False)
     model = load_model(args)
     runner = GraphRunner(spec, model, store=args.store, refinements=repository)
@@ -32,17 +33,18 @@ def run_dvr(args, load_model, console: Console) -> int:
         progress = update.get("dvr") or {}
         if "verdict" in update:  # the checks node
             outcome = DvrOutcome.from_state(progress)
-            console.print(f"[bold cyan]{node}[/] {outcome.best.passed}/"
+            console.print(f"[bold cyan]{shown(node)}[/] {outcome.best.passed}/"
                           f"{len(outcome.constraints)} constraints pass", highlight=False)
             for result in outcome.best.results:
                 if not result.passed:
-                    console.print(f"  [red]✗ {result.type}[/] {result.feedback}",
+                    console.print(f"  [red]✗ {result.type}[/] {shown(result.feedback)}",
                                   highlight=False)
         elif "answer" not in update and "constraints" in progress:  # the divider
             types = ", ".join(c["type"] for c in progress["constraints"]) or "none"
-            console.print(f"[bold cyan]{node}[/] constraints: {types}", highlight=False)
+            console.print(f"[bold cyan]{shown(node)}[/] constraints: {types}", highlight=False)
         elif "answer" in update:
-            console.print(f"[bold cyan]{node}[/] [dim]{len(update['answer'].split())} words[/]",
+            console.print(f"[bold cyan]{shown(node)}[/] [dim]{len(update['answer'].split())} "
+                          "words[/]",
                           highlight=False)
 
     try:
@@ -55,6 +57,6 @@ def run_dvr(args, load_model, console: Console) -> int:
         sys.stdout.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
     else:
         for conflict in outcome.conflicts:
-            console.print(f"[yellow]conflict:[/] {conflict}", highlight=False)
+            console.print(f"[yellow]conflict:[/] {shown(conflict)}", highlight=False)
         print(outcome.response)
     return 0

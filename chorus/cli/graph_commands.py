@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.prompt import Confirm
 
-from chorus.display import clip, trace_tree
+from chorus.display import clip, shown, trace_tree
 from chorus.errors import ChorusError
 
 _SHOWN = {"decision", "pending_calls", "answer", "verdict"}
@@ -24,19 +24,20 @@ def run_graph(args, load_model, console: Console) -> int:
 
     def show(node: str, update: dict) -> None:
         for step in update.get("trajectory", []):
-            console.print(f"[bold cyan]{node}[/] [dim]{step['kind']}:[/] "
-                          f"{clip(step['content'])}", highlight=False, markup=True)
+            console.print(f"[bold cyan]{shown(node)}[/] [dim]{step['kind']}:[/] "
+                          f"{shown(clip(step['content']))}", highlight=False)
         if "verdict" in update and update["verdict"]:
             verdict = update["verdict"]
             colour = "green" if verdict.get("pass") else "red"
-            console.print(f"[bold cyan]{node}[/] [{colour}]verdict: "
+            console.print(f"[bold cyan]{shown(node)}[/] [{colour}]verdict: "
                           f"{'pass' if verdict.get('pass') else 'fail'}[/]")
 
     if args.thread and runner.pending(args.thread):
-        console.print(f"[yellow]resuming thread {args.thread} from its last checkpoint[/]")
+        console.print(f"[yellow]resuming thread {shown(args.thread)} from its last "
+                      "checkpoint[/]")
     def confirm(request: dict) -> bool:
         call = f"{request['confirm']}({json.dumps(request['arguments'], ensure_ascii=False)})"
-        return Confirm.ask(f"Run {call}?", console=console, default=False)
+        return Confirm.ask(f"Run {shown(call)}?", console=console, default=False)
 
     # A tool that needs confirmation is declined when there is nobody at a terminal to ask.
     result = runner.run(args.input, thread_id=args.thread, on_update=show,
@@ -84,8 +85,8 @@ def show_trace(args, console: Console) -> int:
     traces = TraceStore(path)
     if args.run_id is None:
         for run in traces.recent_runs():
-            console.print(f"{run['run_id']}  {run['status']:<11} {run['graph']:<10} "
-                          f"{clip(run['input'], 60)}", highlight=False)
+            console.print(f"{run['run_id']}  {run['status']:<11} {shown(run['graph']):<10} "
+                          f"{shown(clip(run['input'], 60))}", highlight=False)
         return 0
     console.print(trace_tree(traces, args.run_id))
     return 0

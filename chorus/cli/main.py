@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from chorus.cli import adapter_commands, dvr_command, graph_commands, memory_commands
+from chorus.display import shown
 from chorus.errors import ChorusError
 from chorus.tools.registry import MAX_SHOWN_TOOLS
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except ChorusError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        err.print(f"[bold red]error:[/] {shown(error)}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

@@ -20,7 +20,24 @@ _FUNCTIONS = {"sqrt": math.sqrt, "log": math.log, "log10": math.log10, "exp": ma
               "sin": math.sin, "cos": math.cos, "tan": math.tan, "abs": abs, "round": round,
               "floor": math.floor, "ceil": math.ceil, "min": min, "max": max}
 _CONSTANTS = {"pi": math.pi, "e": math.e}
-MAX_EXPONENT = 10_000  # 9**9**9 would otherwise hang the interpreter
+# Integers stay under Python's 4,300-digit str() limit: 9**9**9 would otherwise hang the
+# interpreter, and 10**5000 could not be shown. Sizes are checked before computing.
+MAX_BITS = 12_000  # about 3,600 decimal digits
+
+
+def _bits(value: float | int) -> int:
+    return value.bit_length() if isinstance(value, int) else 0
+
+
+def _result_too_large(op: ast.operator, left: float | int, right: float | int) -> bool:
+    """Would an integer result exceed MAX_BITS? (float results overflow on their own)"""
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return False
+    if isinstance(op, ast.Pow):
+        return right > 0 and abs(left) > 1 and (_bits(left) - 1) * right > MAX_BITS
+    if isinstance(op, ast.Mult):
+        return _bits(left) + _bits(right) > MAX_BITS + 1
+    return False
 
 
 def _evaluate(node: ast.AST) -> float | int:
@@ -33,8 +50,9 @@ def _evaluate(node: ast.AST) -> float | int:
         return _CONSTANTS[node.id]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise ValueError(f"exponent {right} is too large")
+        if _result_too_large(node.op, left, right):
+            raise ValueError(f"the result of {ast.unparse(node)} would have more than "
+                             f"{int(MAX_BITS * 0.30103)} digits")
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))
@@ -74,8 +92,35 @@ def current_datetime(timezone: str = "UTC") -> str:
     return f"{now.isoformat(timespec='seconds')} ({now.strftime('%A')})"
 
 
-def sqlite_query_tool(database: str | Path, *, max_rows: int = 50) -> Tool:
-    """A tool that runs read-only SQL on one SQLite file (opened read-only; writes refused)."""
+# What a read-only query may do; everything else (ATTACH, VACUUM INTO, writes, PRAGMA
+# assignments, extensions) is refused by SQLite's authorizer before the statement runs.
+_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                 sqlite3.SQLITE_RECURSIVE}
+_READ_PRAGMAS = {"table_info", "table_xinfo", "table_list", "index_list", "index_info",
+                 "index_xinfo", "foreign_key_list"}
+_REFUSED_FUNCTIONS = {"load_extension"}
+MAX_SQL_VALUE_BYTES = 1_000_000  # the largest string or blob a query may build
+
+
+def _authorize(action: int, first: str | None, second: str | None, *_: object) -> int:
+    if action == sqlite3.SQLITE_FUNCTION and second in _REFUSED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    if action in _READ_ACTIONS or (action == sqlite3.SQLITE_PRAGMA and first in _READ_PRAGMAS):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def sqlite_query_tool(database: str | Path, *, max_rows: int = 50,
+                      timeout_s: float = 10) -> Tool:
+    """A tool that runs read-only SQL on one SQLite file. Read-only by construction: the
+    file is opened read-only, no database can be attached, and an authorizer allows reads
+    only (so VACUUM INTO, ATTACH and PRAGMA writes cannot create or change any file)."""
     path = Path(database)
 
     def sql_query(query: str) -> list[dict]:
@@ -86,13 +131,22 @@ def sqlite_query_tool(database: str | Path, *, max_rows: int = 50) -> Tool:
         """
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
+            connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_SQL_VALUE_BYTES)
+            connection.set_authorizer(_authorize)
             connection.row_factory = sqlite3.Row
-            rows = connection.execute(query).fetchmany(max_rows)
-            return [dict(row) for row in rows]
+            try:
+                rows = connection.execute(query).fetchmany(max_rows)
+            except sqlite3.DatabaseError as error:
+                if "authoriz" in str(error):
+                    raise PermissionError("the database is read-only: only SELECT queries "
+                                          "(and PRAGMA table_info) are allowed") from None
+                raise
+            return [{key: _cell(row[key]) for key in row.keys()} for row in rows]
         finally:
             connection.close()
 
-    return Tool.from_function(sql_query, timeout_s=10)
+    return Tool.from_function(sql_query, timeout_s=timeout_s)
 
 
 def file_reader_tool(root: str | Path, *, max_chars: int = 20_000) -> Tool:
@@ -110,6 +164,7 @@ def file_reader_tool(root: str | Path, *, max_chars: int = 20_000) -> Tool:
             raise PermissionError(f"{path!r} is outside the readable folder")
         if not target.is_file():
             raise FileNotFoundError(f"no file {path!r}")
-        return target.read_text(errors="replace")[:max_chars]
+        with target.open(encoding="utf-8", errors="replace") as handle:
+            return handle.read(max_chars)  # never the whole of a huge file
 
     return Tool.from_function(read_file, timeout_s=10)

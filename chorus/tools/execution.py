@@ -1,7 +1,9 @@
-"""Running a tool call safely: validated arguments, a timeout, failures as observations.
+"""Running a tool call safely: validated arguments, limits, failures as observations.
 
 Whatever happens inside a tool, the run goes on: the agents see an Observation saying what
-went wrong and can try again or give up.
+went wrong and can try again or give up. Tools run in a forked process by default
+(chorus.tools.isolation): a hard timeout that kills, a memory cap, and a result rendered and
+cut to size inside those limits.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel
 
+from chorus.tools import isolation
 from chorus.tools.tool import Tool
 
 MAX_OBSERVATION_CHARS = 2000
@@ -35,12 +38,20 @@ class Observation(BaseModel):
 
 
 def render(value: Any) -> str:
+    """The text an agent reads for a tool's return value; never raises (an int too long for
+    `str`, an object whose repr fails: each is described instead)."""
     if isinstance(value, str):
         return value
     try:
         return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 - too long, circular, or a failing __str__
+        pass
+    if isinstance(value, int):
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    try:
         return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ is the tool's problem, not the run's
+        return f"<a {type(value).__name__} that cannot be shown>"
 
 
 def truncate(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
@@ -67,25 +78,35 @@ def execute(tool: Tool, arguments: Any, *, limit: int = MAX_OBSERVATION_CHARS) -
     if tool.declared_only:
         return Observation(tool=tool.name, arguments=args, status="not_executed",
                            content="Declared-only tool: the call is returned to the caller.")
-    outcome: dict[str, Any] = {}
+    started = time.perf_counter()
+    if tool.isolated and isolation.available():
+        outcome = isolation.run_isolated(lambda: _call(tool, args, limit),
+                                         timeout_s=tool.timeout_s, memory_mb=tool.memory_mb)
+    else:
+        outcome = _call_in_thread(tool, args, limit)
+    # A result is cut where it is made; an error message may still be long.
+    content = outcome.content if outcome.status == "ok" else truncate(outcome.content, limit)
+    return Observation(tool=tool.name, arguments=args, status=outcome.status, content=content,
+                       seconds=time.perf_counter() - started)
+
+
+def _call(tool: Tool, args: dict[str, Any], limit: int) -> str:
+    """The tool's result as the text an agent reads, cut to `limit` where it is made."""
+    return truncate(render(tool.function(**args)), limit)
+
+
+def _call_in_thread(tool: Tool, args: dict[str, Any], limit: int) -> isolation.Outcome:
+    """For tools that opted out of isolation: a daemon thread, so a tool that never returns
+    cannot hold the run hostage (though it may keep a core busy until it ends)."""
+    outcome: list[isolation.Outcome] = []
 
     def work() -> None:
         try:
-            outcome["value"] = tool.function(**args)
+            outcome.append(isolation.Outcome("ok", _call(tool, args, limit)))
         except Exception as error:  # a tool's failure is an observation, not a crash
-            outcome["error"] = f"{type(error).__name__}: {error}"
+            outcome.append(isolation.Outcome("error", isolation.describe(error)))
 
-    started = time.perf_counter()
-    # A daemon thread: a tool that never returns cannot hold the run (or the process) hostage.
     worker = threading.Thread(target=work, name=f"tool:{tool.name}", daemon=True)
     worker.start()
     worker.join(tool.timeout_s)
-    seconds = time.perf_counter() - started
-    if worker.is_alive():
-        return Observation(tool=tool.name, arguments=args, status="timeout", seconds=seconds,
-                           content=f"Timed out after {tool.timeout_s:g} s.")
-    if "error" in outcome:
-        return Observation(tool=tool.name, arguments=args, status="error", seconds=seconds,
-                           content=truncate(outcome["error"], limit))
-    return Observation(tool=tool.name, arguments=args, status="ok", seconds=seconds,
-                       content=truncate(render(outcome.get("value")), limit))
+    return outcome[0] if outcome else isolation.timed_out(tool.timeout_s)

@@ -6,6 +6,7 @@ built from a spec without a function is "declared only": its calls are returned,
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 from chorus.errors import ToolSpecError
 from chorus.runtime.outputs import schema_problem
+from chorus.tools.isolation import DEFAULT_MEMORY_MB
 from chorus.tools.schema import arguments_schema, parse_docstring
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -27,6 +29,10 @@ class Tool:
     function: Callable[..., Any] | None = field(default=None, compare=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
     needs_confirmation: bool = False  # ask the user before running (interactive sessions)
+    # Run in a forked process that the timeout kills (chorus.tools.isolation). A tool that
+    # must change this process's objects opts out; its timeout then only stops the waiting.
+    isolated: bool = True
+    memory_mb: int = DEFAULT_MEMORY_MB  # allocation allowed to an isolated call
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -40,8 +46,10 @@ class Tool:
         if problem:
             raise ToolSpecError(f"Tool {self.name}: parameters are not valid JSON Schema "
                                 f"{problem}")
-        if self.timeout_s <= 0:
-            raise ToolSpecError(f"Tool {self.name}: timeout_s must be positive")
+        if not 0 < self.timeout_s < math.inf:
+            raise ToolSpecError(f"Tool {self.name}: timeout_s must be a positive number")
+        if self.memory_mb <= 0:
+            raise ToolSpecError(f"Tool {self.name}: memory_mb must be positive")
 
     @property
     def declared_only(self) -> bool:
@@ -49,12 +57,11 @@ class Tool:
 
     @classmethod
     def from_function(cls, function: Callable[..., Any], *, name: str | None = None,
-                      description: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                      needs_confirmation: bool = False) -> Tool:
+                      description: str | None = None, **options: Any) -> Tool:
+        """`options`: timeout_s, needs_confirmation, isolated, memory_mb."""
         summary, _ = parse_docstring(function)
         return cls(name=name or function.__name__, description=description or summary,
-                   parameters=arguments_schema(function), function=function,
-                   timeout_s=timeout_s, needs_confirmation=needs_confirmation)
+                   parameters=arguments_schema(function), function=function, **options)
 
     @classmethod
     def from_openai(cls, spec: dict[str, Any], function: Callable[..., Any] | None = None,
@@ -79,7 +86,8 @@ class Tool:
 
 
 def tool(function: Callable[..., Any] | None = None, **options: Any):
-    """Turn a typed function into a Tool: `@tool` or `@tool(timeout_s=5, name="x")`.
+    """Turn a typed function into a Tool: `@tool` or `@tool(timeout_s=5, name="x")`,
+    `@tool(isolated=False)` for a tool that must run in this process.
     The docstring's summary describes the tool, its `Args:` section the arguments."""
     if function is None:
         return lambda wrapped: Tool.from_function(wrapped, **options)
