@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from chorus.cli import arguments
 from chorus.errors import ChorusError
 
 # Any role with examples in the data folder can be trained, also one of your own; the
@@ -33,7 +34,7 @@ def register(commands: argparse._SubParsersAction, model_options, load) -> None:
     data = actions.add_parser("data", help="generate role training data from the tool "
                                            "catalogue, split by tool")
     data.add_argument("--out", type=Path, required=True, help="folder to write")
-    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--seed", type=arguments.seed, default=0)
     data.set_defaults(handler=make_data)
 
     train = actions.add_parser("train", help="train a role adapter (LoRA, CPU); an "
@@ -48,11 +49,11 @@ def register(commands: argparse._SubParsersAction, model_options, load) -> None:
     train.add_argument("--name", help="adapter name (default: the role)")
     train.add_argument("--out", type=Path,
                        help="folder to write (default: CHORUS_HOME/adapters/NAME)")
-    train.add_argument("--steps", type=int, default=120)
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--rank", type=int, default=8)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=arguments.positive_int, default=120)
+    train.add_argument("--batch-size", type=arguments.positive_int, default=4)
+    train.add_argument("--learning-rate", type=arguments.positive_float, default=1e-3)
+    train.add_argument("--rank", type=arguments.positive_int, default=8)
+    train.add_argument("--seed", type=arguments.seed, default=0)
     train.add_argument("--precision", choices=["bfloat16", "float32"], default="bfloat16",
                        help="autocast dtype of the forward pass (weights stay float32)")
     train.add_argument("--restart", action="store_true",
@@ -74,7 +75,8 @@ def register(commands: argparse._SubParsersAction, model_options, load) -> None:
                                                     "trained on)")
     evaluate.add_argument("--role", help=f"role to score: {BUILT_IN_ROLES} or one registered "
                                          "from Python (default: the adapter's role)")
-    evaluate.add_argument("--limit", type=int, default=40, help="examples (default 40)")
+    evaluate.add_argument("--limit", type=arguments.positive_int, default=40,
+                          help="examples (default 40)")
     evaluate.add_argument("--no-base", action="store_true", help="skip the base model run")
     model_options(evaluate)
     evaluate.set_defaults(handler=lambda a: evaluate_adapter(a, load))

@@ -9,23 +9,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from chorus.cli import adapter_commands, dvr_command, graph_commands, memory_commands
+from chorus.cli import adapter_commands, arguments, dvr_command, graph_commands, memory_commands
 from chorus.display import shown
 from chorus.errors import ChorusError
 from chorus.tools.registry import MAX_SHOWN_TOOLS
 
 err = Console(stderr=True)
 
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -62,10 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     shape.add_argument("--regex", help="regular expression the whole reply must match")
     gen.add_argument("--adapter", help="LoRA adapter to apply: a name from `chorus adapters "
                                        "list` or a folder")
-    gen.add_argument("--max-new-tokens", type=int, default=256)
-    gen.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
-    gen.add_argument("--seed", type=int)
-    gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    gen.add_argument("--max-new-tokens", type=arguments.positive_int, default=256)
+    gen.add_argument("--temperature", type=arguments.temperature, default=0.0,
+                     help="0 (default) is greedy")
+    gen.add_argument("--seed", type=arguments.seed)
+    gen.add_argument("--stop", action="append", default=[], type=arguments.stop_string,
+                     help="stop string (repeatable)")
     gen.add_argument("--json", action="store_true", help="print the result record as JSON")
     gen.set_defaults(handler=_generate)
 
@@ -87,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="direct (default): the caller answers, [] allowed (rarely given); "
                            "planned: the planner first decides whether a tool is needed "
                            "(declines better, about twice as slow; benchmarks/RESULTS.md)")
-    call.add_argument("--max-tools", type=_positive_int, default=MAX_SHOWN_TOOLS,
+    call.add_argument("--max-tools", type=arguments.positive_int, default=MAX_SHOWN_TOOLS,
                       help="of a larger catalogue, show the agents only the N tools most "
                            f"relevant to the request (BM25; default {MAX_SHOWN_TOOLS})")
     call.add_argument("--no-adapters", action="store_true",

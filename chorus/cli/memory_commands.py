@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from chorus.cli import arguments
 from chorus.display import clip
 from chorus.errors import ChorusError
 from chorus.memory.refinements import (
@@ -27,13 +28,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     listing = actions.add_parser("list", help="stored refinements, newest first")
     listing.add_argument("--type", help="only this constraint type (e.g. word_count)")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=arguments.positive_int, default=50)
     listing.set_defaults(handler=list_refinements)
 
     search = actions.add_parser("search", help="the refinements closest to a text")
     search.add_argument("query", help="any text: its words are matched, operators are not")
     search.add_argument("--type", help="only this constraint type (e.g. word_count)")
-    search.add_argument("-k", type=int, default=3, help="how many (default 3)")
+    search.add_argument("-k", type=arguments.positive_int, default=3, help="how many (default 3)")
     search.set_defaults(handler=search_refinements)
 
     show = actions.add_parser("show", help="one refinement in full")
@@ -46,6 +47,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     imports = actions.add_parser("import", help="add the refinements of a JSONL file")
     imports.add_argument("file", type=Path)
+    imports.add_argument("--evict", action="store_true",
+                         help="let the least used refinements go if the import goes over the "
+                              "cap (without it, such an import is refused)")
     imports.set_defaults(handler=import_refinements)
 
     prune = actions.add_parser("prune", help="evict the least used, then oldest, refinements")
@@ -69,7 +73,9 @@ def search_refinements(args) -> int:
     repository = _existing(args)
     if repository is None:
         return 0
-    _print_table(repository.search(args.query, constraint_type=args.type, k=args.k))
+    # Looking is not using: only agents' searches count towards `uses`.
+    _print_table(repository.search(args.query, constraint_type=args.type, k=args.k,
+                                   touch=False))
     return 0
 
 
@@ -92,8 +98,10 @@ def import_refinements(args) -> int:
     if not args.file.is_file():
         raise ChorusError(f"No file {args.file} to import")
     repository = RefinementRepository(_path(args))
-    added = repository.import_(args.file)
-    print(f"imported {added} new refinements into {repository.path} ({len(repository)} in all)")
+    report = repository.import_(args.file, evict=args.evict)
+    evicted = f", evicted {report.evicted} least used" if report.evicted else ""
+    print(f"imported {report.added} new refinements into {repository.path} "
+          f"({report.duplicates} already there{evicted}; {len(repository)} in all)")
     return 0
 
 

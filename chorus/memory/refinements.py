@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chorus.errors import RepositoryError
 from chorus.paths import chorus_home
@@ -32,6 +33,7 @@ from chorus.paths import chorus_home
 _COLUMNS = ("id", "constraint_type", "params", "feedback", "before", "after", "instruction",
             "model", "adapter", "created_at", "uses", "last_used_at")
 _SELECT = ", ".join(f'r."{column}"' for column in _COLUMNS)
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31, the last second a date can show
 _MAX_QUERY_TOKENS = 64  # a whole response can be the query; bm25 needs only its words
 
 # IF NOT EXISTS everywhere: several processes may create a new file at the same moment.
@@ -106,9 +108,27 @@ class _Incoming(BaseModel):
     instruction: str = ""
     model: str = ""
     adapter: str | None = None
-    created_at: float | None = None
-    uses: int = 0
-    last_used_at: float | None = None
+    # Times are seconds since 1970 that a date can show (1e400 or NaN would be stored and
+    # then break every reader); uses fit SQLite's 64-bit integers.
+    created_at: float | None = Field(None, ge=0, le=MAX_TIMESTAMP, allow_inf_nan=False)
+    uses: int = Field(0, ge=0, le=2**62)
+    last_used_at: float | None = Field(None, ge=0, le=MAX_TIMESTAMP, allow_inf_nan=False)
+
+    @field_validator("params")
+    @classmethod
+    def _finite_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        try:  # NaN and Infinity are not JSON: stored, they would not read back as written
+            json.dumps(params, allow_nan=False)
+        except ValueError as error:
+            raise ValueError(f"params must be plain JSON ({error})") from None
+        return params
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    added: int
+    duplicates: int
+    evicted: int
 
 
 def default_repository_path() -> Path:
@@ -207,17 +227,25 @@ class RefinementRepository:
             self._evict(self.max_records, spare=new_id)
         return new_id
 
-    def import_(self, path: str | Path) -> int:
-        """Add the records of a JSONL file (as `export` writes); returns how many were new.
+    def import_(self, path: str | Path, *, evict: bool = False) -> ImportReport:
+        """Add the records of a JSONL file (as `export` writes).
 
-        Every line is checked before anything is written, so a bad file imports nothing."""
+        Every line is checked before anything is written, so a bad file imports nothing. An
+        import that would take the repository over its cap is refused, unless `evict` lets
+        the least used, then oldest, records go (which may be earlier ones)."""
         records = _read_jsonl(Path(path))
-        added = 0
+        added = evicted = 0
         with self._write():
             for record in records:
                 added += self._insert(record)[1]
-            self._evict(self.max_records)
-        return added
+            total = self.db.execute("SELECT COUNT(*) FROM refinements").fetchone()[0]
+            if total > self.max_records and not evict:
+                raise RepositoryError(
+                    f"Importing {added} new refinements would make {total}, over the cap of "
+                    f"{self.max_records}; nothing was imported. Allow evicting the least "
+                    "used ones (chorus memory import --evict), or import fewer")
+            evicted = self._evict(self.max_records)
+        return ImportReport(added=added, duplicates=len(records) - added, evicted=evicted)
 
     def prune(self, max_records: int | None = None) -> int:
         """Evict the least used, then the oldest, records down to the cap; returns how many."""
@@ -370,8 +398,10 @@ class RefinementRepository:
 def _read_jsonl(path: Path) -> list[_Incoming]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise RepositoryError(f"Cannot read {path}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise RepositoryError(f"{path}: not UTF-8 text (byte {error.start})") from error
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
