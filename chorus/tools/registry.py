@@ -65,20 +65,32 @@ class ToolRegistry:
 
     def call_schema(self, max_string_length: int = MAX_ARGUMENT_STRING) -> dict[str, Any]:
         """One tool call: a union with a branch per tool, so the arguments always match the
-        chosen tool's own schema (free strings bounded, so a call always fits its budget)."""
+        chosen tool's own schema (free strings bounded, so a call always fits its budget).
+
+        A tool's schema is written with itself as the root: its `$ref`s ("#/$defs/A", "#")
+        would point elsewhere once nested in the union, so a schema that has any is moved
+        under this schema's `$defs` and its references rebased there."""
         if not self._tools:
             raise ToolSpecError("A caller needs at least one tool")
-        return {"anyOf": [
-            {"type": "object", "required": ["name", "arguments"], "properties": {
-                "name": {"const": item.name},
-                "arguments": bound_strings(item.parameters, max_string_length)}}
-            for item in self._tools.values()]}
+        branches, definitions = [], {}
+        for number, item in enumerate(self._tools.values()):
+            arguments = bound_strings(item.parameters, max_string_length)
+            if _has_local_ref(arguments):
+                key = f"tool{number}"
+                definitions[key] = _rebased(arguments, f"#/$defs/{key}")
+                arguments = {"$ref": f"#/$defs/{key}"}
+            branches.append({"type": "object", "required": ["name", "arguments"],
+                             "properties": {"name": {"const": item.name},
+                                            "arguments": arguments}})
+        return {"anyOf": branches, **({"$defs": definitions} if definitions else {})}
 
     def calls_schema(self, min_calls: int = 0, max_calls: int = 3) -> dict[str, Any]:
         """A list of calls: several when the task needs several; with `min_calls=0` an
         empty list says that no tool fits."""
-        return {"type": "array", "items": self.call_schema(), "minItems": min_calls,
-                "maxItems": max_calls}
+        call = self.call_schema()
+        definitions = call.pop("$defs", None)
+        return {"type": "array", "items": call, "minItems": min_calls, "maxItems": max_calls,
+                **({"$defs": definitions} if definitions else {})}
 
     @classmethod
     def from_openai_file(cls, path: str | Path) -> ToolRegistry:
@@ -100,3 +112,27 @@ class ToolRegistry:
             except ToolSpecError as error:
                 raise ToolSpecError(f"{path}: tool #{index}: {error}") from error
         return registry
+
+
+def _has_local_ref(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        reference = schema.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#"):
+            return True
+        return any(_has_local_ref(value) for value in schema.values())
+    if isinstance(schema, list):
+        return any(_has_local_ref(item) for item in schema)
+    return False
+
+
+def _rebased(schema: Any, root: str) -> Any:
+    """`schema` with every local reference "#..." made relative to `root` ("#/$defs/t")."""
+    if isinstance(schema, list):
+        return [_rebased(item, root) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    rebased = {key: _rebased(value, root) for key, value in schema.items()}
+    reference = schema.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#"):
+        rebased["$ref"] = root + reference[1:]
+    return rebased

@@ -19,6 +19,9 @@ from chorus.tools.schema import arguments_schema, parse_docstring
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_TIMEOUT_S = 30.0
+# Far deeper than any real tool's arguments, far shallower than Python's recursion limit
+# (every layer that walks a schema recurses).
+MAX_SCHEMA_DEPTH = 40
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,23 @@ class Tool:
     memory_mb: int = DEFAULT_MEMORY_MB  # allocation allowed to an isolated call
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ToolSpecError(
                 f"Invalid tool name {self.name!r}: use letters, digits, '_', '.' or '-' "
                 "(at most 64), starting with a letter or '_'")
+        if not isinstance(self.description, str):
+            raise ToolSpecError(f"Tool {self.name}: the description must be text, not "
+                                f"{type(self.description).__name__}")
+        if not isinstance(self.parameters, dict):
+            raise ToolSpecError(f"Tool {self.name}: parameters must be a JSON object")
+        if _depth(self.parameters) > MAX_SCHEMA_DEPTH:
+            raise ToolSpecError(f"Tool {self.name}: parameters nest deeper than "
+                                f"{MAX_SCHEMA_DEPTH} levels")
         if self.parameters.get("type", "object") != "object":
             raise ToolSpecError(f"Tool {self.name}: parameters must be a JSON Schema of type "
                                 f"object, not {self.parameters.get('type')!r}")
-        problem = schema_problem(self.parameters)
+        problem = schema_problem(self.parameters) or _reference_problem(self.parameters) \
+            or _required_problem(self.parameters)
         if problem:
             raise ToolSpecError(f"Tool {self.name}: parameters are not valid JSON Schema "
                                 f"{problem}")
@@ -83,6 +95,57 @@ class Tool:
     def to_openai(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description,
                 "parameters": self.parameters}
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists and objects, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_SCHEMA_DEPTH:
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _references(schema: Any) -> list[str]:
+    if isinstance(schema, list):
+        return [ref for item in schema for ref in _references(item)]
+    if not isinstance(schema, dict):
+        return []
+    own = [schema["$ref"]] if isinstance(schema.get("$ref"), str) else []
+    return own + [ref for value in schema.values() for ref in _references(value)]
+
+
+def _reference_problem(schema: dict[str, Any]) -> str | None:
+    """Why a `$ref` cannot be followed inside this schema: only local ones ("#/...") can,
+    as tools are shown to models whole, and each must point at something."""
+    for reference in _references(schema):
+        if not reference.startswith("#"):
+            return f"at $ref {reference!r}: only references inside the schema (#/...) work"
+        target: Any = schema
+        for part in filter(None, reference[1:].split("/")):
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                return f"at $ref {reference!r}: nothing there"
+    return None
+
+
+def _required_problem(schema: dict[str, Any]) -> str | None:
+    """A required argument that the schema gives no way to write (no such property, and
+    arguments are closed objects) makes every call impossible."""
+    required = schema.get("required", [])
+    properties = schema.get("properties", {})
+    missing = [name for name in required if name not in properties]
+    if missing and not schema.get("additionalProperties"):
+        return f"at required: {', '.join(map(repr, missing))} not among the properties"
+    return None
 
 
 def tool(function: Callable[..., Any] | None = None, **options: Any):
