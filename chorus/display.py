@@ -24,7 +24,8 @@ def trace_tree(traces, run_id: str) -> Tree:
     """One run's steps: agent, adapter, tokens and time of each, then the answer."""
     run = traces.run(run_id)
     tree = Tree(f"[bold]run {run['run_id']}[/] · graph {shown(run['graph'])} · thread "
-                f"{shown(run['thread_id'])} · {run['status']}")
+                f"{shown(run['thread_id'])} · {run['status']}"
+                + (f", resumed by run {run['resumed_by']}" if run["resumed_by"] else ""))
     tree.add(f"[bold]input:[/] {shown(run['input'])}")
     for step in traces.steps(run["run_id"]):
         if step["kind"] == "agent":

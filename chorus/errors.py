@@ -25,6 +25,19 @@ class OutputTruncatedError(ChorusError):
         self.partial_text = partial_text
 
 
+class ContextLengthError(ChorusError):
+    """A prompt and its token budget do not fit in the model's context."""
+
+
+def check_context(prompt_tokens: int, max_new_tokens: int, context: int) -> None:
+    """Refuse, before any work, a request that cannot fit in `context` tokens."""
+    if prompt_tokens + max_new_tokens > context:
+        raise ContextLengthError(
+            f"The prompt has {prompt_tokens} tokens and asks for up to {max_new_tokens} more, "
+            f"over the model's context of {context} tokens: shorten the messages or lower "
+            "max_new_tokens")
+
+
 class InvalidOutputError(ChorusError):
     """Generated output did not validate against its constraint."""
 

@@ -56,7 +56,7 @@ def tiny_model_dir(smol_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFa
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=512, tie_word_embeddings=True,
+        max_position_embeddings=4096, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         # With the default 0.02 every greedy output is one token repeated ("\n\n\n..."),

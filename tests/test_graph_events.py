@@ -41,7 +41,8 @@ def _tool() -> Tool:
     spec = {"name": "delete_notes", "description": "Delete a notes file.",
             "parameters": {"type": "object", "required": ["name"],
                            "properties": {"name": {"type": "string", "maxLength": 8}}}}
-    return Tool.from_openai(spec, delete_notes, needs_confirmation=True)
+    # It records calls in this process (CALLED), so it runs here, not in a forked child.
+    return Tool.from_openai(spec, delete_notes, needs_confirmation=True, isolated=False)
 
 
 def test_events_follow_the_run_and_tokens_rebuild_each_reply(tiny, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from chorus.cli.main import main
 from chorus.errors import RepositoryError
 from chorus.memory import Refinement, RefinementRepository
-from chorus.memory.refinements import default_repository_path, fts_query
+from chorus.memory.refinements import ImportReport, default_repository_path, fts_query
 
 WORDS_50 = {"relation": "at_most", "value": 50}
 
@@ -206,8 +206,8 @@ def test_export_import_round_trip(tmp_path: Path, repository: RefinementReposito
     assert len(exported.read_text(encoding="utf-8").splitlines()) == 2
 
     with RefinementRepository(tmp_path / "copy.db") as copy:
-        assert copy.import_(exported) == 2
-        assert copy.import_(exported) == 0  # de-duplicated
+        assert copy.import_(exported) == ImportReport(added=2, duplicates=0, evicted=0)
+        assert copy.import_(exported) == ImportReport(added=0, duplicates=2, evicted=0)
         fields = ("constraint_type", "params", "feedback", "before", "after", "instruction",
                   "model", "adapter", "created_at", "uses", "last_used_at")
         original = [r.model_dump(include=set(fields)) for r in repository.list()]
@@ -217,6 +217,9 @@ def test_export_import_round_trip(tmp_path: Path, repository: RefinementReposito
 @pytest.mark.parametrize("bad_line", [
     "not json", '{"constraint_type": "word_count"}', "[1, 2]",
     '{"constraint_type": "x", "params": "not a dict", "before": "a", "after": "b"}',
+    '{"constraint_type": "x", "params": {"n": NaN}, "before": "a", "after": "b"}',
+    '{"constraint_type": "x", "params": {}, "before": "a", "after": "b", "created_at": 1e400}',
+    '{"constraint_type": "x", "params": {}, "before": "a", "after": "b", "uses": -1}',
 ])
 def test_import_bad_line_names_it_and_imports_nothing(
         tmp_path: Path, repository: RefinementRepository, bad_line: str):
@@ -227,6 +230,23 @@ def test_import_bad_line_names_it_and_imports_nothing(
     with pytest.raises(RepositoryError, match=r"bad\.jsonl line 3"):
         repository.import_(source)
     assert len(repository) == 0
+
+
+def test_an_import_over_the_cap_is_refused_unless_eviction_is_allowed(tmp_path: Path):
+    """Issue 14: importing 6,000 records into 303 used to leave 5,000, none of the 303."""
+    source = tmp_path / "many.jsonl"
+    source.write_text("".join(
+        json.dumps({"constraint_type": "word_count", "params": WORDS_50, "before": f"b{n}",
+                    "after": f"a{n}"}) + "\n" for n in range(8)), encoding="utf-8")
+    with RefinementRepository(tmp_path / "r.db", max_records=10) as repository:
+        for n in range(5):
+            _add(repository, f"Existing {n}.")
+        with pytest.raises(RepositoryError, match="over the cap of 10; nothing was imported"):
+            repository.import_(source)
+        assert len(repository) == 5
+        report = repository.import_(source, evict=True)
+        assert report == ImportReport(added=8, duplicates=0, evicted=3)
+        assert len(repository) == 10
 
 
 # -- failures ----------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from chorus.tools import Tool, calculator, execute, sqlite_query_tool, tool
 from chorus.tools.execution import render
 
 
-def _children() -> list[psutil.Process]:
-    return psutil.Process().children(recursive=True)
+def _children() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
 
 
 @pytest.fixture
@@ -54,12 +54,13 @@ def test_sql_tool_values_are_bounded_and_blobs_described(shop):
 
 def test_a_runaway_query_is_killed_at_its_timeout(shop):
     query = sqlite_query_tool(shop, timeout_s=1)
+    before = _children()
     started = time.perf_counter()
     observation = execute(query, {"query": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
                                            "SELECT x + 1 FROM c) SELECT count(*) FROM c"})
     assert observation.status == "timeout"
     assert time.perf_counter() - started < 3
-    assert _children() == []  # nothing keeps burning a core
+    assert _children() <= before  # nothing keeps burning a core
 
 
 def test_calculator_refuses_huge_results_before_computing():
@@ -78,11 +79,12 @@ def test_work_that_holds_the_gil_is_killed_at_the_timeout():
         """Hold the interpreter."""
         return (9**10000) ** n % 7
 
+    before = _children()
     started = time.perf_counter()
     observation = execute(grind, {"n": 10000})
     assert observation.status == "timeout"
     assert time.perf_counter() - started < 3
-    assert _children() == []
+    assert _children() <= before
 
 
 def test_crashes_floods_and_unshowable_results_become_observations():

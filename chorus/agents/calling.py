@@ -31,8 +31,22 @@ FOLLOW_UP = thought_step("The calls above are made. Add the calls the task still
 Calls = list[dict[str, Any]]
 
 
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+
+
 def conversation_task(messages: list[Message]) -> str:
-    """A chat history as one task text; the last user message is what must be served."""
+    """A chat history as one task text; the last user message is what must be served.
+    Raises ValueError naming the first message that is not `{"role", "content": text}`."""
+    if not isinstance(messages, list):
+        raise ValueError('expected a JSON list of chat messages [{"role": ..., "content": ...}]')
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, dict):
+            raise ValueError(f"message {number} is not an object with role and content")
+        if message.get("role", "user") not in CHAT_ROLES:
+            raise ValueError(f"message {number}: role {message.get('role')!r} is not one of "
+                             f"{', '.join(CHAT_ROLES)}")
+        if not isinstance(message.get("content", ""), str):
+            raise ValueError(f"message {number}: content must be text")
     if not messages:
         return ""
     if len(messages) == 1:

@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from chorus.cli import arguments
+from chorus.display import shown
 from chorus.errors import ChorusError
 
 # Any role with examples in the data folder can be trained, also one of your own; the
@@ -179,18 +180,18 @@ def list_adapters(args) -> int:
 def show_adapter(args) -> int:
     import json
 
-    from peft import LoraConfig
-
+    from chorus.runtime.gguf_lora import read_peft
     from chorus.runtime.library import locate
     from chorus.runtime.manifest import read_manifest
 
     path = locate(args.name)
-    config = LoraConfig.from_pretrained(path)
+    config, _ = read_peft(path)
     weights = sum(f.stat().st_size for f in path.glob("adapter_model.*"))
     console = Console()
-    console.print(f"[bold]{args.name}[/]  {path}", highlight=False)
-    console.print(f"LoRA rank {config.r}, alpha {config.lora_alpha}, on "
-                  f"{', '.join(sorted(config.target_modules))}; {weights / 1e6:.1f} MB",
+    console.print(f"[bold]{shown(args.name)}[/]  {shown(path)}", highlight=False)
+    modules = config.get("target_modules") or []
+    console.print(f"LoRA rank {config.get('r')}, alpha {config.get('lora_alpha')}, on "
+                  f"{shown(', '.join(sorted(map(str, modules))))}; {weights / 1e6:.1f} MB",
                   highlight=False)
     manifest = read_manifest(path)
     if manifest is None:

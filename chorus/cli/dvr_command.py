@@ -8,7 +8,7 @@ import sys
 from rich.console import Console
 
 from chorus.display import shown
-from chorus.errors import RepositoryError
+from chorus.errors import ChorusError, RepositoryError
 
 
 def run_dvr(args, load_model, console: Console) -> int:
@@ -18,6 +18,9 @@ def run_dvr(args, load_model, console: Console) -> int:
     from chorus.memory.refinements import default_repository_path
 
     spec = resolve_graph(args.graph)
+    if not any(node.run == "checks" for node in spec.nodes.values()):
+        raise ChorusError(f"Graph {spec.name} is not a DVR graph: it has no `run: checks` node "
+                          "to verify constraints (use --graph dvr, or a graph built like it)")
     repository = None
     if not args.no_repository:
         path = args.repository or default_repository_path()

@@ -11,6 +11,7 @@ from rich.prompt import Confirm
 
 from chorus.display import clip, shown, trace_tree
 from chorus.errors import ChorusError
+from chorus.files import read_json
 
 _SHOWN = {"decision", "pending_calls", "answer", "verdict"}
 
@@ -54,14 +55,11 @@ def call_tools(args, load_model, console: Console) -> int:
 
     tools = ToolRegistry.from_openai_file(args.tools)
     if args.messages:
+        messages = read_json(args.messages, "messages file")
         try:
-            messages = json.loads(Path(args.messages).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ChorusError(f"Cannot read messages from {args.messages}: {error}") from error
-        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            raise ChorusError(f"{args.messages}: expected a JSON list of chat messages "
-                              '[{"role": ..., "content": ...}]')
-        task = conversation_task(messages)
+            task = conversation_task(messages)
+        except ValueError as error:
+            raise ChorusError(f"{args.messages}: {error}") from None
     elif args.text:
         task = args.text
     else:
@@ -85,7 +83,8 @@ def show_trace(args, console: Console) -> int:
     traces = TraceStore(path)
     if args.run_id is None:
         for run in traces.recent_runs():
-            console.print(f"{run['run_id']}  {run['status']:<11} {shown(run['graph']):<10} "
+            status = run["status"] + (f" → {run['resumed_by']}" if run["resumed_by"] else "")
+            console.print(f"{run['run_id']}  {status:<11} {shown(run['graph']):<10} "
                           f"{shown(clip(run['input'], 60))}", highlight=False)
         return 0
     console.print(trace_tree(traces, args.run_id))

@@ -12,12 +12,20 @@ from rich.console import Console
 from chorus.cli import adapter_commands, arguments, dvr_command, graph_commands, memory_commands
 from chorus.display import shown
 from chorus.errors import ChorusError
+from chorus.files import read_json
 from chorus.tools.registry import MAX_SHOWN_TOOLS
 
 err = Console(stderr=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    for position, argument in enumerate(argv, start=1):
+        try:  # bytes that are not UTF-8 reach Python as lone surrogates
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            err.print(f"[bold red]error:[/] argument {position} is not valid UTF-8 text")
+            return 2
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -156,10 +164,7 @@ def _generate(args) -> int:
     model = _load(args)
     output = None
     if args.schema:
-        try:
-            output = json.loads(args.schema.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ChorusError(f"Cannot read JSON Schema from {args.schema}: {error}") from error
+        output = read_json(args.schema, "JSON Schema")
     elif args.choice:
         output = args.choice
     elif args.regex:

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.errors import GraphRecursionError
 from langgraph.types import Command, Interrupt
 
+from chorus.display import clip
 from chorus.errors import ChorusError
 from chorus.graphs.compiler import build_tools, compile_graph, with_adapters
 from chorus.graphs.context import GraphContext, RunScope
 from chorus.graphs.events import EventSink
 from chorus.graphs.spec import GraphSpec
 from chorus.graphs.state import fresh_input
+from chorus.graphs.thread_lock import thread_lock
 from chorus.memory import RefinementRepository, TraceStore
 from chorus.paths import chorus_home
 from chorus.runtime import Model
@@ -45,11 +48,20 @@ class GraphRunner:
                  store: str | Path | None = None,
                  refinements: RefinementRepository | None = None):
         store = Path(store) if store else default_store()
-        store.mkdir(parents=True, exist_ok=True)
+        self.store = store
+        try:
+            store.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ChorusError(f"Cannot use {store} as the run store: {error}") from error
         self.spec = with_adapters(spec, model)  # 'auto' adapters resolved, once
         self.traces = TraceStore(store / "traces.sqlite")
-        connection = sqlite3.connect(store / "checkpoints.sqlite", check_same_thread=False)
-        self.checkpointer = SqliteSaver(connection)
+        try:
+            connection = sqlite3.connect(store / "checkpoints.sqlite", check_same_thread=False)
+            self.checkpointer = SqliteSaver(connection)
+            self.checkpointer.setup()
+        except sqlite3.Error as error:
+            raise ChorusError(f"Cannot open the run store {store} ({error}): is it a folder "
+                              "chorus made, and writable? Pass another with --store") from error
         self.context = GraphContext(model=model, tools=build_tools(self.spec, list(tools)),
                                     traces=self.traces, refinements=refinements)
         self.graph = compile_graph(self.spec, self.context, checkpointer=self.checkpointer)
@@ -71,18 +83,29 @@ class GraphRunner:
         needs confirmation pauses the run until `confirm({"confirm": tool, "arguments"})`
         answers; without `confirm` such calls are declined."""
         thread_id = thread_id or uuid.uuid4().hex[:12]
+        with thread_lock(self.store, thread_id):
+            return self._run_locked(task, thread_id, on_update, events, confirm, fresh)
+
+    def _run_locked(self, task, thread_id, on_update, events, confirm, fresh) -> RunResult:
         snapshot = self._snapshot(thread_id)
         resumed = bool(snapshot.next) and not fresh
         config = {"configurable": {"thread_id": thread_id}}
         if resumed:
-            task = snapshot.values.get("task", task)
-            graph_input = None
+            pending = snapshot.values.get("task", task)
+            if task is not None and task.strip() and task != pending:
+                raise ChorusError(
+                    f"Thread '{thread_id}' has an unfinished run of {clip(pending, 80)!r}: "
+                    "run again without an input to finish it, or use another thread")
+            task, graph_input = pending, None
         elif task is None or not task.strip():
             raise ChorusError(f"Thread '{thread_id}' has nothing to resume; give an input")
         else:
             graph_input = fresh_input(task)
         run_id = self.traces.start_run(thread_id=thread_id, graph=self.spec.name, task=task)
         self.last_run_id = run_id  # known even when the run is interrupted
+        # We hold the thread's lock: runs of it still marked running died mid-way.
+        self.traces.mark_killed(thread_id, resumed_by=run_id if resumed else None,
+                                except_run=run_id)
         config["recursion_limit"] = self.spec.max_steps
         scope = RunScope(run_id=run_id, events=events)
         status = "failed"
@@ -97,6 +120,11 @@ class GraphRunner:
         except KeyboardInterrupt:
             status = "interrupted"
             raise
+        except GraphRecursionError:
+            raise ChorusError(
+                f"The run on thread '{thread_id}' took {self.spec.max_steps} steps without "
+                "reaching its end: a loop in the graph never exits (lower the agents' "
+                "max_visits, or raise the spec's max_steps)") from None
         finally:
             state = self.graph.get_state(config).values
             self.traces.finish_run(run_id, answer=state.get("answer"), status=status)

@@ -64,7 +64,8 @@ class NodeSpec(_Strict):
     run: Literal["tools", "checks"] | None = Field(
         None, description="'tools': run the pending calls; 'checks': verify the answer "
                           "against the divided constraints (DVR)")
-    max_visits: int | None = Field(None, ge=1, description="limit that bounds a cycle")
+    max_visits: int | None = Field(None, ge=1, le=10_000,
+                                   description="limit that bounds a cycle")
     on_limit: str | None = Field(None, description="node to go to instead, once exhausted")
 
     @model_validator(mode="after")
@@ -135,7 +136,7 @@ class GraphSpec(_Strict):
         default_factory=list, description="import paths of Tool objects, or OpenAI specs")
     nodes: dict[str, NodeSpec]
     edges: list[EdgeSpec]
-    max_steps: int = Field(40, ge=1, description="hard bound on graph steps per run")
+    max_steps: int = Field(40, ge=1, le=10_000, description="hard bound on graph steps per run")
     roles: dict[str, RoleSpec] = Field(
         default_factory=dict, description="roles of this graph's own, by name")
 

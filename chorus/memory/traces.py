@@ -22,19 +22,26 @@ class TraceStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Graph nodes run in LangGraph's worker threads; one connection, one lock.
         self._lock = threading.Lock()
-        import sqlite_utils  # on use: it costs 0.2 s to import
+        try:
+            import sqlite_utils  # on use: it costs 0.2 s to import
 
-        self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
-        self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the running graph
-        self.db["runs"].create({"run_id": str, "thread_id": str, "graph": str, "input": str,
-                                "answer": str, "status": str, "started_at": float,
-                                "finished_at": float}, pk="run_id", if_not_exists=True)
-        self.db["steps"].create({"id": int, "run_id": str, "seq": int, "node": str,
-                                 "agent": str, "adapter": str, "kind": str,
-                                 "prompt_tokens": int, "new_tokens": int, "latency_s": float,
-                                 "constraint": str, "output": str, "created_at": float},
-                                pk="id", foreign_keys=[("run_id", "runs")], if_not_exists=True)
-        self.db["steps"].create_index(["run_id", "seq"], if_not_exists=True)
+            self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
+            self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the running graph
+            self.db["runs"].create({"run_id": str, "thread_id": str, "graph": str, "input": str,
+                                    "answer": str, "status": str, "started_at": float,
+                                    "finished_at": float, "resumed_by": str},
+                                   pk="run_id", if_not_exists=True)
+            self.db["steps"].create({"id": int, "run_id": str, "seq": int, "node": str,
+                                     "agent": str, "adapter": str, "kind": str,
+                                     "prompt_tokens": int, "new_tokens": int, "latency_s": float,
+                                     "constraint": str, "output": str, "created_at": float},
+                                    pk="id", foreign_keys=[("run_id", "runs")], if_not_exists=True)
+            self.db["steps"].create_index(["run_id", "seq"], if_not_exists=True)
+            if "resumed_by" not in self.db["runs"].columns_dict:  # stores from before the column
+                self.db["runs"].add_column("resumed_by", str)
+        except sqlite3.Error as error:
+            raise ChorusError(f"Cannot open the trace store {self.path} ({error}): is it a "
+                              "file chorus made, and writable?") from error
 
     def start_run(self, *, thread_id: str, graph: str, task: str) -> str:
         run_id = uuid.uuid4().hex[:12]
@@ -48,6 +55,15 @@ class TraceStore:
         with self._lock, self.db.conn:
             self.db["runs"].update(run_id, {"answer": answer, "status": status,
                                             "finished_at": time.time()})
+
+    def mark_killed(self, thread_id: str, *, resumed_by: str | None,
+                    except_run: str) -> None:
+        """Runs of `thread_id` still marked running (their process died) become `killed`,
+        linked to the run that resumed them, if one did."""
+        with self._lock, self.db.conn:
+            self.db.execute(
+                "UPDATE runs SET status = 'killed', resumed_by = ? WHERE thread_id = ? "
+                "AND status = 'running' AND run_id != ?", [resumed_by, thread_id, except_run])
 
     def add_step(self, run_id: str, *, node: str, kind: str, output: Any,
                  agent: str | None = None, adapter: str | None = None,

@@ -44,6 +44,8 @@ def read_peft(directory: Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise AdapterError(f"Cannot read the adapter in {directory}: {error}. Is it a peft "
                            "LoRA adapter folder (adapter_config.json, "
                            "adapter_model.safetensors)?") from error
+    if not isinstance(config, dict):
+        raise AdapterError(f"{directory}/adapter_config.json must be a JSON object")
     if config.get("peft_type", "LORA") != "LORA":
         raise AdapterError(f"{directory}: only LoRA adapters run on llama.cpp, not "
                            f"{config.get('peft_type')}")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chorus.errors import AdapterError, ChorusError, ModelLoadError
+from chorus.errors import AdapterError, ModelLoadError, check_context
 from chorus.paths import chorus_home
 from chorus.runtime.chat_format import ToolSpec, chat_inputs
 from chorus.runtime.gguf_lora import cached_conversion, read_peft
@@ -153,11 +153,7 @@ class LlamaCppBackend:
     def _generate(self, request: GenerationRequest,
                   on_text: TextCallback | None) -> GenerationResult:
         tokens = self.prompt_tokens(request.messages, request.tools)
-        if len(tokens) + request.max_new_tokens > self.n_ctx:
-            raise ChorusError(
-                f"The prompt has {len(tokens)} tokens and asks for up to "
-                f"{request.max_new_tokens} more, over the context of {self.n_ctx} tokens: "
-                "shorten the messages or lower max_new_tokens")
+        check_context(len(tokens), request.max_new_tokens, self.n_ctx)
         matcher = self.grammars.matcher(request.output) if request.output else None
         tracker = RowTracker([request], matchers=[matcher], eos_ids=self.eos_ids,
                              decode=self._decode, on_text=on_text)

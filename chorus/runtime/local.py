@@ -20,7 +20,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from chorus.errors import ChorusError
+from chorus.errors import ChorusError, check_context
 from chorus.runtime.adapters import AdapterRegistry
 from chorus.runtime.chat_format import render_with_tokenizer
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
@@ -46,6 +46,7 @@ class LocalBackend:
         self.adapters = AdapterRegistry(model, self.lock, gguf_sha256=gguf_sha256)
         self.grammars = GrammarCache(lambda: llguidance_tokenizer(tokenizer))
         self.eos_ids = {tokenizer.eos_token_id, *_as_set(model.generation_config.eos_token_id)}
+        self.context = getattr(model.config, "max_position_embeddings", None) or 2048
 
     def generate_batch(self, requests: Sequence[GenerationRequest],
                        on_text: TextCallback | None = None) -> list[GenerationResult]:
@@ -71,6 +72,9 @@ class LocalBackend:
                    for r in requests]
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True,
                                 add_special_tokens=False)
+        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        for request, length in zip(requests, lengths, strict=True):
+            check_context(length, request.max_new_tokens, self.context)
         tracker = RowTracker(
             requests, matchers=matchers, eos_ids=self.eos_ids, on_text=on_text,
             decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -95,8 +99,7 @@ class LocalBackend:
             module.generate(**inputs, **options, **adapter_options)
         latency = time.perf_counter() - started
 
-        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        return [tracker.result(row, prompt_tokens[row], latency)
+        return [tracker.result(row, lengths[row], latency)
                 for row in range(len(requests))]
 
 

@@ -9,6 +9,7 @@ truncated text, so nothing unbounded ever reaches the parent.
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import json
 import math
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 # Room a tool's process may allocate on top of what it inherits from the parent.
 DEFAULT_MEMORY_MB = 1024
 MAX_REPLY_BYTES = 1 << 20
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def available() -> bool:
@@ -41,10 +43,11 @@ def run_isolated(call: Callable[[], str], *, timeout_s: float,
     `memory_mb` more than the parent's, its exceptions (and crashes) reported as errors.
     `call` must return the text to hand back (rendered and truncated in the child)."""
     reader, writer = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
         os.close(reader)
-        _child(call, writer, timeout_s, memory_mb)
+        _child(call, writer, parent, timeout_s, memory_mb)
     os.close(writer)
     try:
         data, finished = _read_until(reader, time.monotonic() + timeout_s)
@@ -62,9 +65,11 @@ def run_isolated(call: Callable[[], str], *, timeout_s: float,
         return Outcome("error", _death(status))
 
 
-def _child(call: Callable[[], str], writer: int, timeout_s: float, memory_mb: int) -> None:
+def _child(call: Callable[[], str], writer: int, parent: int, timeout_s: float,
+           memory_mb: int) -> None:
     code = 0
     try:
+        _die_with(parent)
         faulthandler.disable()  # a crashing tool is reported once, by the parent
         _limit_memory(memory_mb)
         # An orphan (the parent killed) still stops once it has used its time.
@@ -86,6 +91,17 @@ def _child(call: Callable[[], str], writer: int, timeout_s: float, memory_mb: in
 
 def timed_out(timeout_s: float) -> Outcome:
     return Outcome("timeout", f"Timed out after {timeout_s:g} s.")
+
+
+def _die_with(parent: int) -> None:
+    """Linux: be killed when the parent dies (a run killed mid-call leaves no tool behind)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
 
 
 def _limit_memory(memory_mb: int) -> None:

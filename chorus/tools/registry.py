@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from chorus.errors import ToolSpecError, UnknownToolError
+from chorus.files import read_json
 from chorus.runtime.outputs import bound_strings
 from chorus.tools.tool import Tool
 
@@ -96,13 +96,7 @@ class ToolRegistry:
     def from_openai_file(cls, path: str | Path) -> ToolRegistry:
         """Read a JSON list of OpenAI-style function specs (declared-only tools)."""
         path = Path(path)
-        try:
-            specs = json.loads(path.read_text())
-        except OSError as error:
-            raise ToolSpecError(f"Cannot read tools file {path}: {error}") from error
-        except json.JSONDecodeError as error:
-            raise ToolSpecError(f"{path}: not valid JSON at line {error.lineno}, column "
-                                f"{error.colno}: {error.msg}") from error
+        specs = read_json(path, "tools file", ToolSpecError)
         if not isinstance(specs, list):
             raise ToolSpecError(f"{path}: expected a JSON list of function specs")
         registry = cls()
