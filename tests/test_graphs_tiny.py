@@ -91,6 +91,13 @@ def test_a_killed_run_resumes_without_repeating_finished_tool_calls(tiny_model_d
     assert len(notes) == 3 and notes[0] == first_call
     observations = [line for line in lines if line.startswith("observation")]
     assert len(observations) == 2 and "as call 1" in observations[0]
+    # The killed run is marked so, and linked to the run that finished its work.
+    from chorus.memory import TraceStore
+
+    killed, resumed_run = sorted(TraceStore(tmp_path / "store" / "traces.sqlite").recent_runs(),
+                                 key=lambda run: run["started_at"])
+    assert (killed["status"], killed["resumed_by"]) == ("killed", resumed_run["run_id"])
+    assert resumed_run["status"] == "done"
 
 
 def _chorus(*args, **env):

@@ -198,7 +198,7 @@ def test_registry_lookup_suggests_close_names_and_rejects_duplicates():
         registry.add(calculator)
 
 
-def test_calls_schema_is_a_union_with_one_branch_per_tool_and_bounded_strings():
+def test_calls_schema_is_a_union_with_one_branch_per_tool_and_bounded_values():
     schema = ToolRegistry([calculator, get_weather]).calls_schema(min_calls=0, max_calls=2)
     assert (schema["minItems"], schema["maxItems"]) == (0, 2)
     branches = schema["items"]["anyOf"]
@@ -207,12 +207,14 @@ def test_calls_schema_is_a_union_with_one_branch_per_tool_and_bounded_strings():
     assert weather_args["properties"]["city"]["maxLength"] == 120
     assert "maxLength" not in weather_args["properties"]["unit"]  # an enum is bounded already
     assert "maxLength" not in get_weather.parameters["properties"]["city"]  # tool unchanged
+    days = weather_args["properties"]["days"]  # a number ends: "2000000..." cannot go on
+    assert (days["minimum"], days["maximum"]) == (-(10**15), 10**15)
 
 
 def test_tools_file_errors_name_the_file_and_the_problem(tmp_path):
     broken = tmp_path / "tools.json"
     broken.write_text('[{"name": "a",}]')
-    with pytest.raises(ToolSpecError, match=r"tools.json: not valid JSON at line 1"):
+    with pytest.raises(ToolSpecError, match=r"tools.json: tools file is not valid JSON at line 1"):
         ToolRegistry.from_openai_file(broken)
     broken.write_text(json.dumps([{"name": "a", "parameters": {"type": "object",
                                                                "required": "x"}}]))

@@ -70,21 +70,35 @@ def schema_problem(schema: Any) -> str | None:
     return None
 
 
-def bound_strings(schema: Any, max_length: int) -> Any:
-    """Copy of `schema` where every free string has a `maxLength`.
+# Numbers in tool arguments without bounds of their own get these: a small model can write
+# "2000000..." until its budget ends; with a range the grammar stops the digits (the
+# fraction stays free). 10**15 is below 2**53, the last integer every JSON reader keeps.
+MAX_MAGNITUDE = 10**15
 
-    A small model that never closes a string would otherwise spend its whole token budget
-    inside it; with a bound the grammar closes the string and the object stays valid.
+
+def bound_values(schema: Any, max_length: int) -> Any:
+    """Copy of `schema` where every free string has a `maxLength` and every unbounded
+    number a range of +-MAX_MAGNITUDE.
+
+    A small model that never closes a string, or never ends a number, would otherwise spend
+    its whole token budget inside it; with bounds the grammar closes the value and the
+    object stays valid.
     """
     if isinstance(schema, list):
-        return [bound_strings(item, max_length) for item in schema]
+        return [bound_values(item, max_length) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    bounded = {key: bound_strings(value, max_length) if key != "default" else value
+    bounded = {key: bound_values(value, max_length) if key != "default" else value
                for key, value in schema.items()}
     free = not any(key in schema for key in ("maxLength", "enum", "const", "format"))
     if schema.get("type") == "string" and free:
         bounded["maxLength"] = max_length
+    if schema.get("type") in ("number", "integer") and "enum" not in schema \
+            and "const" not in schema:
+        if not {"maximum", "exclusiveMaximum"} & schema.keys():
+            bounded["maximum"] = MAX_MAGNITUDE
+        if not {"minimum", "exclusiveMinimum"} & schema.keys():
+            bounded["minimum"] = -MAX_MAGNITUDE
     return bounded
 
 

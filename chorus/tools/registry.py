@@ -9,7 +9,7 @@ from typing import Any
 
 from chorus.errors import ToolSpecError, UnknownToolError
 from chorus.files import read_json
-from chorus.runtime.outputs import bound_strings
+from chorus.runtime.outputs import bound_values
 from chorus.tools.tool import Tool
 
 MAX_ARGUMENT_STRING = 120  # characters; at most about as many tokens
@@ -65,7 +65,8 @@ class ToolRegistry:
 
     def call_schema(self, max_string_length: int = MAX_ARGUMENT_STRING) -> dict[str, Any]:
         """One tool call: a union with a branch per tool, so the arguments always match the
-        chosen tool's own schema (free strings bounded, so a call always fits its budget).
+        chosen tool's own schema (free strings and numbers bounded, so a call always fits
+        its budget).
 
         A tool's schema is written with itself as the root: its `$ref`s ("#/$defs/A", "#")
         would point elsewhere once nested in the union, so a schema that has any is moved
@@ -74,7 +75,7 @@ class ToolRegistry:
             raise ToolSpecError("A caller needs at least one tool")
         branches, definitions = [], {}
         for number, item in enumerate(self._tools.values()):
-            arguments = bound_strings(item.parameters, max_string_length)
+            arguments = bound_values(item.parameters, max_string_length)
             if _has_local_ref(arguments):
                 key = f"tool{number}"
                 definitions[key] = _rebased(arguments, f"#/$defs/{key}")
