@@ -1,7 +1,8 @@
 """Compile a GraphSpec into a LangGraph StateGraph whose nodes run chorus agents and tools.
 
 Tool calls fan out with `Send`, one task per call: LangGraph checkpoints each finished task's
-writes, so a run resumed after a crash does not repeat tool calls that already completed.
+writes, and the tool journal (chorus.memory.journal) covers the moments before that write,
+so a run resumed after a crash runs no tool call twice.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+# LangGraph's task id is the same when a run resumes a task: the journal's key.
+from langgraph._internal._constants import CONFIG_KEY_TASK_ID
+from langgraph.config import get_config
 from langgraph.graph import END as LG_END
 from langgraph.graph import START as LG_START
 from langgraph.graph import StateGraph
@@ -173,6 +177,29 @@ def _confirmed(tool: str, arguments: dict[str, Any]) -> bool:
     return answer is True
 
 
+INTERRUPTED = ("This call was interrupted when the process stopped, before it finished; it "
+               "may or may not have taken effect. Check before calling it again.")
+
+
+def _execute_once(context: GraphContext, tool, arguments: dict[str, Any]) -> Observation:
+    """Run a call at most once per graph task, through the journal (chorus.memory.journal):
+    a resumed run replays a finished call's observation and reports an unfinished one."""
+    configurable = get_config().get("configurable", {})
+    thread, task = configurable.get("thread_id"), configurable.get(CONFIG_KEY_TASK_ID)
+    if context.journal is None or thread is None or task is None:
+        return execute(tool, arguments)
+    started, recorded = context.journal.recorded(thread, task)
+    if recorded is not None:
+        return Observation.model_validate(recorded)
+    if started:
+        return Observation(tool=tool.name, arguments=arguments, status="interrupted",
+                           content=INTERRUPTED)
+    context.journal.start(thread, task, tool.name, arguments)
+    observation = execute(tool, arguments)
+    context.journal.finish(thread, task, observation.model_dump())
+    return observation
+
+
 def _tools_node(name: str, context: GraphContext):
     def run_call(payload: dict[str, Any], runtime: Runtime[RunScope]) -> dict[str, Any]:
         call = payload.get("call")
@@ -187,7 +214,7 @@ def _tools_node(name: str, context: GraphContext):
                                           content="The user declined to run this call.")
             else:
                 emit(runtime, "tool_call", name, tool=tool.name, arguments=arguments)
-                observation = execute(tool, arguments)
+                observation = _execute_once(context, tool, arguments)
             emit(runtime, "tool_result", name, tool=tool.name, status=observation.status,
                  content=observation.content)
             step = observation_step(call["name"], observation.content)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chorus.graphs.events import EventKind, EventSink, GraphEvent
-from chorus.memory import RefinementRepository, TraceStore
+from chorus.memory import RefinementRepository, ToolJournal, TraceStore
 from chorus.runtime import Model
 from chorus.tools import ToolRegistry
 
@@ -23,6 +23,7 @@ class GraphContext:
     tools: ToolRegistry
     traces: TraceStore | None = None
     refinements: RefinementRepository | None = None  # the DVR graph's few-shot memory
+    journal: ToolJournal | None = None  # tool calls run at most once across crashes
 
 
 @dataclass(frozen=True)

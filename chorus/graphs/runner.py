@@ -21,7 +21,7 @@ from chorus.graphs.events import EventSink
 from chorus.graphs.spec import GraphSpec
 from chorus.graphs.state import fresh_input
 from chorus.graphs.thread_lock import thread_lock
-from chorus.memory import RefinementRepository, TraceStore
+from chorus.memory import RefinementRepository, ToolJournal, TraceStore
 from chorus.paths import chorus_home
 from chorus.runtime import Model
 from chorus.tools import Tool
@@ -63,7 +63,8 @@ class GraphRunner:
             raise ChorusError(f"Cannot open the run store {store} ({error}): is it a folder "
                               "chorus made, and writable? Pass another with --store") from error
         self.context = GraphContext(model=model, tools=build_tools(self.spec, list(tools)),
-                                    traces=self.traces, refinements=refinements)
+                                    traces=self.traces, refinements=refinements,
+                                    journal=ToolJournal(store / "tool_calls.sqlite"))
         self.graph = compile_graph(self.spec, self.context, checkpointer=self.checkpointer)
         self.last_run_id: str | None = None
 
@@ -78,7 +79,7 @@ class GraphRunner:
             on_update: UpdateSink | None = None, events: EventSink | None = None,
             confirm: Confirm | None = None, fresh: bool = False) -> RunResult:
         """Start `task` on a thread, or, if that thread's last run did not finish, resume it
-        from its last checkpoint (finished tool calls are not repeated); `fresh` starts
+        from its last checkpoint (no tool call runs twice: chorus.memory.journal); `fresh` starts
         `task` anyway. `events` receives the live steps (chorus.graphs.events). A tool that
         needs confirmation pauses the run until `confirm({"confirm": tool, "arguments"})`
         answers; without `confirm` such calls are declined."""

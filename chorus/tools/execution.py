@@ -28,7 +28,8 @@ class Observation(BaseModel):
 
     tool: str
     arguments: dict[str, Any]
-    status: Literal["ok", "invalid_arguments", "error", "timeout", "not_executed"]
+    status: Literal["ok", "invalid_arguments", "error", "timeout", "not_executed",
+                    "interrupted"]
     content: str
     seconds: float = 0.0
 
