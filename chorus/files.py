@@ -9,10 +9,16 @@ from typing import Any
 
 from chorus.errors import ChorusError
 
+# Far above any real tools file, graph spec or chat history; reading more would only delay
+# the error the model's context would give anyway.
+MAX_FILE_BYTES = 16 << 20
+
 
 def read_text(path: str | Path, what: str, error: type[ChorusError] = ChorusError) -> str:
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise error(f"{path}: {what} is larger than {MAX_FILE_BYTES >> 20} MB")
         return path.read_text(encoding="utf-8")
     except OSError as problem:
         raise error(f"Cannot read {what} {path}: {problem.strerror or problem}") from problem

@@ -56,9 +56,12 @@ def render(value: Any) -> str:
 
 
 def truncate(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + TRUNCATION_MARKER.format(omitted=len(text) - limit)
+    """At most `limit` characters (and a marker saying how many were cut), as valid UTF-8:
+    lone surrogates (a JSON "\\ud800", bytes decoded with surrogateescape) become "?", as
+    they could be neither stored, traced nor tokenized."""
+    if len(text) > limit:
+        text = text[:limit] + TRUNCATION_MARKER.format(omitted=len(text) - limit)
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def argument_errors(tool: Tool, arguments: Any) -> list[str]:
@@ -75,7 +78,7 @@ def execute(tool: Tool, arguments: Any, *, limit: int = MAX_OBSERVATION_CHARS) -
     errors = argument_errors(tool, arguments)
     if errors:
         return Observation(tool=tool.name, arguments=args, status="invalid_arguments",
-                           content="Invalid arguments: " + "; ".join(errors))
+                           content=truncate("Invalid arguments: " + "; ".join(errors), limit))
     if tool.declared_only:
         return Observation(tool=tool.name, arguments=args, status="not_executed",
                            content="Declared-only tool: the call is returned to the caller.")
@@ -85,7 +88,7 @@ def execute(tool: Tool, arguments: Any, *, limit: int = MAX_OBSERVATION_CHARS) -
                                          timeout_s=tool.timeout_s, memory_mb=tool.memory_mb)
     else:
         outcome = _call_in_thread(tool, args, limit)
-    # A result is cut where it is made; an error message may still be long.
+    # A result is cut (and made valid UTF-8) where it is made; an error may still be long.
     content = outcome.content if outcome.status == "ok" else truncate(outcome.content, limit)
     return Observation(tool=tool.name, arguments=args, status=outcome.status, content=content,
                        seconds=time.perf_counter() - started)

@@ -1,0 +1,155 @@
+"""Crash consistency: kill -9 a graph run at random moments, resume it, count tool calls
+run twice and results lost.
+
+Usage:
+  python benchmarks/crash.py [--kills 50] [--seed 0] [--no-journal] [--out FILE.json]
+
+Each trial starts a child process that runs a three-step graph (caller, tools, three times)
+on the embedded SmolLM2 (llama.cpp). Its tool appends a line to a log when it starts, works
+for 0.2 s, and returns "execution K". The parent kills the child with SIGKILL at a moment drawn
+uniformly over the length of an uninterrupted run, then runs the same thread again to the
+end. Then, for the thread:
+- executions: lines in the log; results: "execution K" observations in the final trajectory;
+  interrupted: observations saying the call was cut short;
+- repeated = executions - results - interrupted (a call run again after the kill);
+- lost = results naming an execution that is not in the log, plus runs that did not finish.
+`--no-journal` runs the same trials without the tool-call journal (LangGraph's checkpoints
+only), to show what the journal changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Literal
+
+CHILD_TIMEOUT_S = 300
+
+
+def child(store: Path, thread: str, log: Path, journal: bool) -> None:
+    """One run of the three-step graph on `thread` (resuming it if it is unfinished)."""
+    from chorus import load_model
+    from chorus.graphs import GraphRunner, GraphSpec
+    from chorus.tools import tool
+
+    @tool
+    def record(note: Literal["alpha", "beta", "gamma"]) -> str:
+        """Record a note in the log.
+
+        Args:
+            note: The note.
+        """
+        with open(log, "a") as handle:
+            handle.write(f"{note}\n")
+        executions = len(log.read_text().splitlines())
+        time.sleep(0.2)  # the tool's work: a kill may land in it
+        return f"execution {executions}"
+
+    steps = ["1", "2", "3"]
+    nodes, edges, previous = {}, [], "START"
+    for step in steps:
+        nodes[f"call{step}"] = {"agent": "caller"}
+        nodes[f"tools{step}"] = {"run": "tools"}
+        edges += [{"from": previous, "to": f"call{step}"},
+                  {"from": f"call{step}", "to": f"tools{step}"}]
+        previous = f"tools{step}"
+    edges.append({"from": previous, "to": "END"})
+    spec = GraphSpec.model_validate({
+        "name": "three_calls", "agents": {"caller": {"role": "caller", "max_calls": 1,
+                                                     "adapter": None}},
+        "nodes": nodes, "edges": edges})
+    runner = GraphRunner(spec, load_model("smollm2-135m", backend="llamacpp"),
+                         tools=[record], store=store)
+    if not journal:
+        runner.context.journal = None
+    result = runner.run("Record the notes alpha, beta and gamma, one per call.",
+                        thread_id=thread)
+    print(json.dumps({"resumed": result.resumed, "observations": [
+        step["content"] for step in result.state["trajectory"]
+        if step["kind"] == "observation"]}))
+
+
+def _spawn(store: Path, thread: str, log: Path, journal: bool) -> subprocess.Popen:
+    command = [sys.executable, __file__, "--child", str(store), thread, str(log)]
+    if not journal:
+        command.append("--no-journal")
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def trial(store: Path, thread: str, kill_after: float, journal: bool) -> dict:
+    log = store / f"{thread}.log"
+    log.touch()
+    process = _spawn(store, thread, log, journal)
+    time.sleep(kill_after)
+    killed = process.poll() is None
+    if killed:
+        process.kill()
+    process.wait()
+    resumed = _spawn(store, thread, log, journal)
+    out, err = resumed.communicate(timeout=CHILD_TIMEOUT_S)
+    executions = len(log.read_text().splitlines())
+    if resumed.returncode != 0:
+        return {"kill_after_s": kill_after, "killed": killed, "finished": False,
+                "error": err.strip().splitlines()[-1:], "executions": executions}
+    observations = json.loads(out.strip().splitlines()[-1])["observations"]
+    results = [int(match.group(1)) for text in observations
+               if (match := re.search(r"execution (\d+)", text))]
+    interrupted = sum("was interrupted" in text for text in observations)
+    return {"kill_after_s": round(kill_after, 3), "killed": killed, "finished": True,
+            "executions": executions, "results": results, "interrupted": interrupted,
+            "repeated": max(0, executions - len(results) - interrupted),
+            "lost": sum(1 for k in results if k > executions)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-journal", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    chance = random.Random(args.seed)
+    journal = not args.no_journal
+    with tempfile.TemporaryDirectory() as folder:
+        store = Path(folder)
+        started = time.perf_counter()  # an uninterrupted run sets the window for kills
+        calibration = _spawn(store, "calibration", store / "calibration.log", journal)
+        calibration.communicate(timeout=CHILD_TIMEOUT_S)
+        window = time.perf_counter() - started
+        print(f"uninterrupted run: {window:.1f} s; kills drawn uniformly in [0, {window:.1f}]",
+              flush=True)
+        trials = []
+        for number in range(args.kills):
+            outcome = trial(store, f"t{number}", chance.uniform(0, window), journal)
+            trials.append(outcome)
+            print(json.dumps(outcome), flush=True)
+    finished = [t for t in trials if t["finished"]]
+    summary = {
+        "journal": journal, "kills": len(trials), "window_s": round(window, 2),
+        "killed_mid_run": sum(t["killed"] for t in trials),
+        "killed_during_a_tool": sum(t.get("interrupted", 0) > 0 for t in finished),
+        "repeated_calls": sum(t["repeated"] for t in finished),
+        "lost_results": sum(t["lost"] for t in finished) + len(trials) - len(finished),
+        "unfinished_resumes": len(trials) - len(finished),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]),
+              journal="--no-journal" not in sys.argv)
+    else:
+        main()
