@@ -3,12 +3,10 @@ defect found by probing the CLI and the library, on real stores and the real run
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -126,7 +124,7 @@ def test_markup_and_escapes_in_stored_text_are_shown_not_interpreted(tmp_path):
 
 def test_yaml_alias_bombs_and_self_references_are_refused_quickly(tmp_path):
     levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
-    for previous, name in zip("abcdef", "bcdefg"):
+    for previous, name in zip("abcdef", "bcdefg", strict=True):
         levels.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]")
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text("\n".join(levels) + "\nname: bomb\n")

@@ -26,8 +26,15 @@ from chorus.errors import ChorusError
 from chorus.graphs.spec import load_spec, parse_spec
 from chorus.memory import RefinementRepository, TraceStore
 from chorus.runtime.outputs import JsonSchema
-from chorus.tools import Tool, ToolRegistry, calculator, execute, file_reader_tool
-from chorus.tools import sqlite_query_tool, tool
+from chorus.tools import (
+    Tool,
+    ToolRegistry,
+    calculator,
+    execute,
+    file_reader_tool,
+    sqlite_query_tool,
+    tool,
+)
 
 # -- strategies ---------------------------------------------------------------------------------
 
