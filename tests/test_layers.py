@@ -1,7 +1,7 @@
 """The package's layers: every import points down, and starting up stays light.
 
 cli -> chat -> display -> graphs -> training -> agents -> (tools | checks | memory) -> runtime
--> (errors, paths). A module may import its own package and any package below it; the three
+-> files -> (errors, paths). A module may import its own package and any package below it; the three
 siblings in the middle know nothing of each other. Imports inside functions count too: a
 lazy import that goes up is still a dependency that goes up.
 """
@@ -18,6 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "chorus"
 LAYERS = [
     {"errors", "paths"},
+    {"files"},
     {"runtime"},
     {"tools", "checks", "memory"},
     {"agents"},

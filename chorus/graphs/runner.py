@@ -13,7 +13,6 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command, Interrupt
 
-from chorus.display import clip
 from chorus.errors import ChorusError
 from chorus.graphs.compiler import build_tools, compile_graph, with_adapters
 from chorus.graphs.context import GraphContext, RunScope
@@ -95,7 +94,7 @@ class GraphRunner:
             pending = snapshot.values.get("task", task)
             if task is not None and task.strip() and task != pending:
                 raise ChorusError(
-                    f"Thread '{thread_id}' has an unfinished run of {clip(pending, 80)!r}: "
+                    f"Thread '{thread_id}' has an unfinished run of {pending[:80]!r}: "
                     "run again without an input to finish it, or use another thread")
             task, graph_input = pending, None
         elif task is None or not task.strip():
