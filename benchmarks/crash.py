@@ -3,6 +3,7 @@ run twice and results lost.
 
 Usage:
   python benchmarks/crash.py [--kills 50] [--seed 0] [--no-journal] [--out FILE.json]
+  python benchmarks/crash.py --target repository [--kills 50] [--out FILE.json]
 
 Each trial starts a child process that runs a three-step graph (caller, tools, three times)
 on the embedded SmolLM2 (llama.cpp). Its tool appends a line to a log when it starts, works
@@ -15,6 +16,10 @@ end. Then, for the thread:
 - lost = results naming an execution that is not in the log, plus runs that did not finish.
 `--no-journal` runs the same trials without the tool-call journal (LangGraph's checkpoints
 only), to show what the journal changes.
+
+`--target repository` kills a process that adds refinements to a repository (and notes each
+id `add` returned) at a random moment in its first 3 s, then checks the file: SQLite's
+integrity check, the full-text index against the table, and every noted id still there.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ CHILD_TIMEOUT_S = 300
 
 
 def child(store: Path, thread: str, log: Path, journal: bool) -> None:
-    """One run of the three-step graph on `thread` (resuming it if it is unfinished)."""
+    """Run the three-step graph on `thread` to its end: from the start, from where a kill
+    left it, or not at all if it had already finished."""
     from chorus import load_model
     from chorus.graphs import GraphRunner, GraphSpec
     from chorus.tools import tool
@@ -71,11 +77,49 @@ def child(store: Path, thread: str, log: Path, journal: bool) -> None:
                          tools=[record], store=store)
     if not journal:
         runner.context.journal = None
-    result = runner.run("Record the notes alpha, beta and gamma, one per call.",
-                        thread_id=thread)
-    print(json.dumps({"resumed": result.resumed, "observations": [
-        step["content"] for step in result.state["trajectory"]
-        if step["kind"] == "observation"]}))
+    state = runner.state(thread)
+    if not state or runner.pending(thread):  # else the run finished before the kill landed
+        state = runner.run("Record the notes alpha, beta and gamma, one per call.",
+                           thread_id=thread).state
+    print(json.dumps({"observations": [step["content"] for step in state["trajectory"]
+                                       if step["kind"] == "observation"]}))
+
+
+def repository_child(path: Path, log: Path) -> None:
+    from chorus.memory import RefinementRepository
+
+    repository = RefinementRepository(path, max_records=1_000_000)
+    with open(log, "a") as noted:
+        for number in range(1_000_000):
+            record = repository.add(constraint_type="word_count", params={"n": number},
+                                    feedback="Too long.", before=f"Draft {number} is long.",
+                                    after=f"Draft {number}.", instruction="Be brief.")
+            noted.write(f"{record}\n")
+            noted.flush()
+
+
+def repository_trial(folder: Path, number: int, kill_after: float) -> dict:
+    import sqlite3
+
+    path, log = folder / f"r{number}.db", folder / f"r{number}.log"
+    log.touch()
+    process = subprocess.Popen([sys.executable, __file__, "--repository-child", str(path),
+                                str(log)], stderr=subprocess.PIPE, text=True)
+    time.sleep(kill_after)
+    process.kill()
+    process.wait()
+    noted = [int(line) for line in log.read_text().split("\n")[:-1]]  # whole lines only
+    with sqlite3.connect(path) as connection:
+        integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
+        ids = {row[0] for row in connection.execute("SELECT id FROM refinements")}
+        indexed = connection.execute("SELECT COUNT(*) FROM refinements_fts").fetchone()[0]
+    from chorus.memory import RefinementRepository
+
+    RefinementRepository(path).add(constraint_type="lowercase", params={}, feedback="f",
+                                   before="After the kill.", after="after the kill.")
+    return {"kill_after_s": round(kill_after, 3), "noted": len(noted), "stored": len(ids),
+            "integrity": integrity, "index_rows": indexed,
+            "lost": sum(1 for record in noted if record not in ids)}
 
 
 def _spawn(store: Path, thread: str, log: Path, journal: bool) -> subprocess.Popen:
@@ -115,9 +159,12 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-journal", action="store_true")
+    parser.add_argument("--target", choices=["graph", "repository"], default="graph")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     chance = random.Random(args.seed)
+    if args.target == "repository":
+        return repository_main(args, chance)
     journal = not args.no_journal
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder)
@@ -147,8 +194,27 @@ def main() -> None:
         args.out.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1))
 
 
+def repository_main(args, chance: random.Random) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        trials = []
+        for number in range(args.kills):
+            trials.append(repository_trial(Path(folder), number, chance.uniform(0, 3)))
+            print(json.dumps(trials[-1]), flush=True)
+    summary = {"target": "repository", "kills": len(trials),
+               "records_noted": sum(t["noted"] for t in trials),
+               "lost_records": sum(t["lost"] for t in trials),
+               "integrity_failures": sum(t["integrity"] != "ok" for t in trials),
+               "index_mismatches": sum(t["index_rows"] != t["stored"] for t in trials),
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+    if len(sys.argv) > 1 and sys.argv[1] == "--repository-child":
+        repository_child(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]),
               journal="--no-journal" not in sys.argv)
     else:

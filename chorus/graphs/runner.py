@@ -71,6 +71,10 @@ class GraphRunner:
         """Did a run on this thread stop before finishing?"""
         return bool(self._snapshot(thread_id).next)
 
+    def state(self, thread_id: str) -> dict[str, Any]:
+        """The thread's state at its last checkpoint ({} for a thread never run)."""
+        return dict(self._snapshot(thread_id).values)
+
     def _snapshot(self, thread_id: str):
         return self.graph.get_state({"configurable": {"thread_id": thread_id}})
 
