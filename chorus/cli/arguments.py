@@ -51,3 +51,10 @@ def stop_string(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("a stop string cannot be empty")
     return text
+
+
+def port(text: str) -> int:
+    value = _number(text, int)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value

@@ -133,6 +133,14 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(chat)
     chat.set_defaults(handler=_chat)
 
+    serve = commands.add_parser("serve", help="serve the model and its adapters over an "
+                                              "OpenAI-compatible HTTP API")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=arguments.port, default=8000)
+    _model_options(serve)
+    serve.set_defaults(handler=_serve)
+
     memory_commands.register(commands)
     adapter_commands.register(commands, _model_options, _load)
     return parser
@@ -145,16 +153,21 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
                         help="transformers backend: default CHORUS_DTYPE or auto (bf16 where "
                              "the CPU is fast at it)")
-    parser.add_argument("--backend", choices=["auto", "transformers", "llamacpp"],
+    parser.add_argument("--backend", choices=["auto", "transformers", "llamacpp", "openai"],
                         default=None, help="default: CHORUS_BACKEND or auto (llama.cpp for a "
-                                           "GGUF model where it is installed)")
+                                           "GGUF model where it is installed; openai when "
+                                           "a --base-url is given)")
+    parser.add_argument("--base-url", help="an OpenAI-compatible server to run on (vLLM, "
+                                           "SGLang, llama-server, chorus serve), e.g. "
+                                           "http://localhost:8000/v1; default CHORUS_BASE_URL")
 
 
 def _load(args):
     from chorus.runtime import load_model
 
     with err.status("loading model"):
-        return load_model(args.model, dtype=args.dtype, backend=args.backend)
+        return load_model(args.model, dtype=args.dtype, backend=args.backend,
+                          base_url=args.base_url)
 
 
 def _generate(args) -> int:
@@ -193,6 +206,29 @@ def _chat(args) -> int:
     from chorus.cli.chat_command import run_chat  # langgraph and prompt_toolkit: load on use
 
     return run_chat(args, _load, err)
+
+
+def _serve(args) -> int:
+    import os
+
+    from chorus.server.http import serve
+
+    api_key = os.environ.get("CHORUS_API_KEY") or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        err.print(f"[yellow]warning:[/] listening on {shown(args.host)} without an API key; "
+                  "set CHORUS_API_KEY to require one")
+    model = _load(args)
+
+    def ready(server) -> None:
+        host, port = server.server_address[:2]
+        err.print(f"serving {shown(model.name)} on http://{host}:{port} "
+                  "(POST /v1/chat/completions, GET /v1/models, GET /health"
+                  f"{'; API key required' if api_key else ''}); Ctrl-C stops", highlight=False)
+
+    aliases = tuple(filter(None, [args.model, os.environ.get("CHORUS_MODEL")]))
+    serve(model, args.host, args.port, api_key=api_key, aliases=aliases, ready=ready,
+          log=lambda line: err.print(f"[dim]{shown(line)}[/]", highlight=False))
+    return 0
 
 
 def _demo(args) -> int:

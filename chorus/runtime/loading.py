@@ -23,8 +23,8 @@ from chorus.runtime.sources import ModelSource, gguf_origin, materialise, resolv
 if TYPE_CHECKING:
     import torch
 
-BackendName = Literal["auto", "transformers", "llamacpp"]
-BACKENDS: tuple[str, ...] = ("auto", "transformers", "llamacpp")
+BackendName = Literal["auto", "transformers", "llamacpp", "openai"]
+BACKENDS: tuple[str, ...] = ("auto", "transformers", "llamacpp", "openai")
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
@@ -71,7 +71,7 @@ def choose_dtype(requested: str | torch.dtype | None = None) -> torch.dtype:
 
 def load_model(name_or_path: str | os.PathLike[str] | None = None, *,
                dtype: str | torch.dtype | None = None, backend: BackendName | None = None,
-               show_progress: bool = True) -> Model:
+               base_url: str | None = None, show_progress: bool = True) -> Model:
     """Load the shared base model: an embedded model's short name, a path or a hub id; None
     means CHORUS_MODEL, else the default embedded model (Qwen2.5-Coder-0.5B-Instruct).
 
@@ -79,7 +79,21 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None, *,
     On transformers a GGUF file is converted once to a safetensors copy in CHORUS_HOME
     (progress shown on stderr) and later loads read the copy; llama.cpp reads it directly
     (`dtype` does not apply: it computes with the file's own quantised weights).
+
+    "openai" runs on an OpenAI-compatible server at `base_url` (default: CHORUS_BASE_URL):
+    vLLM, SGLang, llama-server or `chorus serve`; `name_or_path` is then the server's name
+    for the base model (default: the first it lists), and adapters are the server's.
     """
+    requested = backend or os.environ.get("CHORUS_BACKEND")
+    base_url = base_url or os.environ.get("CHORUS_BASE_URL")
+    if requested == "openai" or (requested in (None, "auto") and base_url):
+        from chorus.runtime.openai_backend import OpenAIBackend
+
+        if not base_url:
+            raise ModelLoadError("The openai backend needs the server's address: --base-url "
+                                 "URL (or CHORUS_BASE_URL), e.g. http://localhost:8000/v1")
+        return Model(OpenAIBackend(base_url, model=os.fspath(name_or_path)
+                                   if name_or_path is not None else None))
     source = resolve(name_or_path)
     if choose_backend(backend, source) == "llamacpp":
         from chorus.runtime.llamacpp import LlamaCppBackend

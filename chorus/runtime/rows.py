@@ -26,6 +26,12 @@ def repeated_line_start(text: str) -> int | None:
     return end - len(lines[-1])
 
 
+def truncated(request: GenerationRequest, text: str) -> OutputTruncatedError:
+    return OutputTruncatedError(
+        f"Constrained output ran out of tokens (max_new_tokens={request.max_new_tokens}) "
+        f"before it was complete; raise max_new_tokens. Partial output: {text[:200]!r}", text)
+
+
 class RowTracker:
     def __init__(self, requests: list[GenerationRequest], *, matchers: list,
                  eos_ids: set[int], decode: Callable[[list[int]], str],
@@ -110,10 +116,7 @@ class RowTracker:
             return result
         try:
             if not self.matchers[row].is_accepting():
-                raise OutputTruncatedError(
-                    f"Constrained output ran out of tokens (max_new_tokens="
-                    f"{request.max_new_tokens}) before it was complete; raise max_new_tokens. "
-                    f"Partial output: {text[:200]!r}", text)
+                raise truncated(request, text)
             result.value = request.output.parse(text)
         except ChorusError as error:
             result.fail(error)
