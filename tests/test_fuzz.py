@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 import fuzz_targets  # noqa: E402
 
-EXAMPLES = {"tool_arguments": 40, "tool_output": 25, "cli_arguments": 60}
+EXAMPLES = {"tool_arguments": 40, "tool_output": 25, "cli_arguments": 60,
+            "server_request": 40}
 
 
 @pytest.fixture(scope="module")

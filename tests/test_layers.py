@@ -1,8 +1,8 @@
 """The package's layers: every import points down, and starting up stays light.
 
-cli -> chat -> display -> graphs -> (training | server) -> agents -> (tools | checks | memory) -> runtime
--> files -> (errors, paths). A module may import its own package and any package below it; the three
-siblings in the middle know nothing of each other. Imports inside functions count too: a
+cli -> chat -> display -> graphs -> (training | server) -> agents -> (tools | checks | memory)
+-> runtime -> files -> (errors, paths). A module may import its own package and any package
+below it; siblings know nothing of each other. Imports inside functions count too: a
 lazy import that goes up is still a dependency that goes up.
 """
 

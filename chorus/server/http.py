@@ -143,11 +143,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _event(self, data: dict[str, Any]) -> None:
-        self.wfile.write(f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
+        self.wfile.write(f"data: {_dumps(data)}\n\n".encode())
         self.wfile.flush()
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
+        data = _dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -156,6 +156,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, error: RequestError) -> None:
         self._json(error.status, error.body())
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    # ASCII: a request may carry lone surrogates ("\\ud800" in its JSON), which have no
+    # UTF-8 form but do have a JSON escape.
+    return json.dumps(body)
 
 
 def serve(model: Model, host: str = "127.0.0.1", port: int = 8000, *,

@@ -206,7 +206,9 @@ def _messages(messages: Any) -> list[dict[str, str]]:
             content = "".join(part["text"] for part in content)
         if not isinstance(content, str):
             raise RequestError(f"{where}.content must be text", param=where)
-        parsed.append({"role": message["role"], "content": content})
+        # Lone surrogates ("\\ud800" in the JSON) cannot be tokenized: shown as "?".
+        parsed.append({"role": message["role"],
+                       "content": content.encode("utf-8", "replace").decode("utf-8")})
     return parsed
 
 

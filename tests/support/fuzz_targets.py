@@ -135,6 +135,30 @@ TOOL_OUTPUT = st.one_of(
     st.just(float("nan")), st.just(object()), st.just({1, 2}),
     st.lists(st.just("[/bold]\x1b[2J"), max_size=2000))
 
+MESSAGE = st.fixed_dictionaries(
+    {"role": st.one_of(st.sampled_from(["system", "user", "assistant", "tool"]), TEXT)},
+    optional={"content": st.one_of(TEXT, JSON, st.lists(st.fixed_dictionaries(
+        {"type": st.sampled_from(["text", "image_url"]), "text": TEXT}), max_size=2))})
+REQUEST_BODY = st.one_of(JSON, st.fixed_dictionaries(
+    {"messages": st.one_of(st.lists(MESSAGE, min_size=1, max_size=3), JSON)},
+    optional={"model": st.one_of(st.sampled_from(["default", "summarizer", "nope"]), TEXT),
+              "max_tokens": st.one_of(st.integers(-5, 5000), JSON),
+              "temperature": st.one_of(st.floats(), JSON), "top_p": st.one_of(st.floats(), JSON),
+              "seed": st.one_of(st.integers(), JSON), "stop": st.one_of(TEXT, JSON),
+              "stream": st.booleans(), "n": st.one_of(st.integers(0, 3), JSON),
+              "response_format": st.one_of(
+                  JSON, st.fixed_dictionaries({"type": st.sampled_from(
+                      ["text", "json_object", "json_schema", "xml"])},
+                      optional={"json_schema": st.fixed_dictionaries(
+                          {}, optional={"name": TEXT, "schema": st.one_of(SCHEMA, JSON)})})),
+              "guided_choice": st.one_of(st.lists(TEXT, max_size=3), JSON),
+              "guided_regex": st.one_of(st.sampled_from(["[a-z]+", "(", "\\d{2}", ".*"]),
+                                        JSON),
+              "tools": st.one_of(st.lists(st.fixed_dictionaries(
+                  {"type": st.just("function"), "function": TOOL_SPEC}), max_size=2), JSON),
+              "tool_choice": st.one_of(st.sampled_from(["none", "auto", "required"]), JSON),
+              "parallel_tool_calls": st.booleans()}))
+
 CLI_WORDS = ["demo", "generate", "run", "call", "trace", "show", "list", "dvr", "chat",
              "memory", "search", "export", "import", "prune", "adapters", "train", "eval", "data",
              "--model", "--backend", "--dtype", "--input", "--thread", "--store", "--tools",
@@ -180,6 +204,20 @@ class Workspace:
         self.files["binary"].write_bytes(b"\xff\xfe\x00\x01")
         self.files["tools"].write_text('[{"name": "f", "parameters": {"type": "object"}}]')
         self.counter = 0
+        self._server_url: str | None = None
+
+    def server(self) -> str:
+        """`chorus serve`'s HTTP server over the embedded SmolLM2, in a thread of this process."""
+        if self._server_url is None:
+            import threading
+
+            from chorus import load_model
+            from chorus.server.http import ChorusServer
+
+            server = ChorusServer(("127.0.0.1", 0), load_model("smollm2-135m"))
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self._server_url = f"http://127.0.0.1:{server.server_address[1]}"
+        return self._server_url
 
     def fresh(self, suffix: str) -> Path:
         self.counter += 1
@@ -281,6 +319,33 @@ def cli_arguments(space: Workspace, words: list[str]) -> None:
     assert code in (0, 2, 130), code
 
 
+def server_request(space: Workspace, body: Any, raw: bool) -> None:
+    """Any body, sent over HTTP: an answer or a 4xx with an OpenAI-style error, never a 5xx,
+    and the server still answers afterwards. Valid requests are held to 3 new tokens."""
+    import urllib.error
+    import urllib.request
+
+    if isinstance(body, dict) and isinstance(body.get("max_tokens"), int):
+        body["max_tokens"] = min(body["max_tokens"], 3)
+    elif isinstance(body, dict):
+        body.setdefault("max_tokens", 3)
+    data = json.dumps(body).encode() if not raw else str(body).encode("utf-8", "replace")
+    request = urllib.request.Request(space.server() + "/v1/chat/completions", data=data,
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    assert status in (200, 400, 401, 404, 411, 413), (status, text[:300])
+    if status != 200:
+        assert json.loads(text)["error"]["message"]
+    elif not (isinstance(body, dict) and body.get("stream")):
+        assert json.loads(text)["choices"]
+    else:
+        assert text.rstrip().endswith("data: [DONE]")
+
+
 TARGETS = {
     "graph_yaml": (graph_yaml, (YAML_TEXT,)),
     "graph_structure": (graph_structure, (SPEC_VALUE,)),
@@ -290,4 +355,5 @@ TARGETS = {
     "constraint_spec": (constraint_spec, (CONSTRAINT, TEXT)),
     "repository_import": (repository_import, (st.lists(IMPORT_LINE, max_size=8),)),
     "cli_arguments": (cli_arguments, (CLI_ARGS,)),
+    "server_request": (server_request, (REQUEST_BODY, st.booleans())),
 }
