@@ -2,11 +2,12 @@
 llama-server, or another chorus (`chorus serve`).
 
 The server holds the base model and its LoRA adapters; an agent's adapter is the request's
-`model`. Output constraints go as the server's structured-output fields (`response_format`
-json_schema for schemas, vLLM's `guided_choice` / `guided_regex` for choices and regexes),
-and every output is validated here exactly as a local one is: a server that ignores the
-constraint cannot slip an invalid value through. Requests of one batch (parallel graph
-branches) are sent concurrently, so the server can batch them.
+`model`. Output constraints go as the servers' structured-output fields (`response_format`
+json_schema for schemas; for choices and regexes vLLM's `structured_outputs` and older
+`guided_*` fields and SGLang's `regex`), and every output is validated here exactly as a
+local one is: a server that ignores the constraint cannot slip an invalid value through.
+Requests of one batch (parallel graph branches) are sent concurrently, so the server can
+batch them.
 
 The API key comes from the environment (CHORUS_API_KEY, else OPENAI_API_KEY) or the
 constructor; it is never printed, traced or put in an error message.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 import urllib.error
 import urllib.request
@@ -88,10 +90,18 @@ class OpenAIBackend:
         if isinstance(output, JsonSchema):
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "output", "schema": output.schema, "strict": True}}
-        elif isinstance(output, Choice):
-            body["guided_choice"] = list(output.options)
-        elif isinstance(output, Regex):
-            body["guided_regex"] = output.pattern
+        elif isinstance(output, Choice | Regex):
+            # Each server reads its own field and ignores the others': vLLM >= 0.12
+            # `structured_outputs`, older vLLM `guided_*`, SGLang `regex`.
+            pattern = output.pattern if isinstance(output, Regex) else \
+                "|".join(re.escape(option) for option in output.options)
+            if isinstance(output, Choice):
+                body["structured_outputs"] = {"choice": list(output.options)}
+                body["guided_choice"] = list(output.options)
+            else:
+                body["structured_outputs"] = {"regex": pattern}
+                body["guided_regex"] = pattern
+            body["regex"] = pattern
         return body
 
     def _generate(self, row: int, request: GenerationRequest,

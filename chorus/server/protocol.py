@@ -5,7 +5,8 @@ what a request may say is in one place and testable without a socket.
 Supported: `messages` (text content, or lists of text parts), `model` (the base model's name
 or an adapter's), `max_tokens`/`max_completion_tokens`, `temperature`, `top_p`, `seed`,
 `stop`, `stream`, `response_format` (`json_schema`, `json_object`, `text`), vLLM's
-`guided_choice` and `guided_regex`, and `tools` with `tool_choice` (`none`, `auto`,
+`structured_outputs` (`choice`, `regex`, `json`) and older `guided_choice` / `guided_regex`,
+and `tools` with `tool_choice` (`none`, `auto`,
 `required`, or one named function), answered with constrained `tool_calls`.
 """
 
@@ -242,13 +243,20 @@ def _tools_and_output(body: dict) -> tuple[list[dict], Any, str]:
 
 
 def _output(body: dict) -> Any:
-    if body.get("guided_choice") is not None:
-        return list(body["guided_choice"]) if isinstance(body["guided_choice"], list) \
-            else _refuse("guided_choice must be a list of strings", "guided_choice")
-    if body.get("guided_regex") is not None:
-        pattern = body["guided_regex"]
+    structured = body.get("structured_outputs") or {}  # vLLM >= 0.12's form
+    if not isinstance(structured, dict):
+        return _refuse("structured_outputs must be an object", "structured_outputs")
+    choice = structured.get("choice", body.get("guided_choice"))
+    if choice is not None:
+        return list(choice) if isinstance(choice, list) \
+            else _refuse("a choice must be a list of strings", "guided_choice")
+    pattern = structured.get("regex", body.get("guided_regex"))
+    if pattern is not None:
         return Regex(pattern) if isinstance(pattern, str) \
-            else _refuse("guided_regex must be a string", "guided_regex")
+            else _refuse("a regex must be a string", "guided_regex")
+    if structured.get("json") is not None:
+        return structured["json"] if isinstance(structured["json"], dict) \
+            else _refuse("structured_outputs.json must be a JSON Schema", "structured_outputs")
     shape = body.get("response_format") or {"type": "text"}
     kind = shape.get("type") if isinstance(shape, dict) else None
     if kind == "text":
