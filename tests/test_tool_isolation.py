@@ -147,3 +147,26 @@ def test_a_tool_that_opts_out_runs_in_this_process():
 def test_tool_limits_are_checked(options, message):
     with pytest.raises(Exception, match=message):
         Tool(name="t", description="", parameters={"type": "object"}, **options)
+
+
+def test_parallel_isolated_calls_each_end_when_their_own_tool_ends():
+    """Parallel graph branches run tools at once: a short call forked while a long one runs
+    returns when it ends, not when the long one does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    @tool(timeout_s=20)
+    def nap(seconds: float) -> float:
+        """Sleep."""
+        time.sleep(seconds)
+        return seconds
+
+    def timed(seconds: float) -> float:
+        started = time.perf_counter()
+        assert execute(nap, {"seconds": seconds}).ok
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(2) as pool:
+        long = pool.submit(timed, 3.0)
+        time.sleep(0.2)  # the short call forks while the long one runs
+        short = pool.submit(timed, 0.1)
+        assert short.result() < 2.0 and long.result() >= 3.0

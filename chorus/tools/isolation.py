@@ -17,6 +17,7 @@ import os
 import resource
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ from dataclasses import dataclass
 DEFAULT_MEMORY_MB = 1024
 MAX_REPLY_BYTES = 1 << 20
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+# Parallel tool calls fork from several threads. A child forked while another call's pipe is
+# still open for writing in this process would hold that end too, and the other call would
+# see no end of its reply until this child exits: forks, and closing our copy of the
+# writing end, happen one at a time.
+_FORKING = threading.Lock()
 
 
 def available() -> bool:
@@ -42,13 +48,14 @@ def run_isolated(call: Callable[[], str], *, timeout_s: float,
     """`call()` in a child process: killed after `timeout_s`, its memory capped at
     `memory_mb` more than the parent's, its exceptions (and crashes) reported as errors.
     `call` must return the text to hand back (rendered and truncated in the child)."""
-    reader, writer = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's code
-        os.close(reader)
-        _child(call, writer, parent, timeout_s, memory_mb)
-    os.close(writer)
+    with _FORKING:  # no other child may inherit this pipe's writing end (see _FORKING)
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller's code
+            os.close(reader)
+            _child(call, writer, parent, timeout_s, memory_mb)
+        os.close(writer)
     try:
         data, finished = _read_until(reader, time.monotonic() + timeout_s)
     finally:

@@ -1,0 +1,113 @@
+"""`chorus serve` with the openai backend: the same answers as local, and what concurrent
+clients gain.
+
+Usage:
+  python benchmarks/serve.py [--backend llamacpp|transformers] [--requests 24] [--clients 8]
+
+Starts `chorus serve --model smollm2-135m --backend B` (the shipped adapters fit SmolLM2), then
+1. agreement: greedy requests (plain, JSON Schema, choice, and each of 4 adapters) through
+   OpenAIBackend against the same requests on a local model of the same backend;
+2. throughput: --clients threads, each on one of 4 adapters, send --requests requests in all
+   at once; against the same requests sent one after another; new tokens per second, ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import chorus
+from chorus.runtime.library import ensure_loaded
+from chorus.runtime.types import GenerationRequest
+
+ADAPTERS = ["summarizer", "verifier", "backbone", "caller-v1"]
+USER = {"type": "object", "required": ["name", "age"], "properties": {
+    "name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}}}
+PROMPTS = ["Summarize: the cat sat on the mat and slept all day.",
+           "Name three rivers in Europe.", "What is 12 times 7?",
+           "Write one sentence about tides.", "Is Paris in France? Answer briefly.",
+           "Give a tip for learning Python.", "Describe a sunset in ten words.",
+           "What does a caller agent do?"]
+
+
+def _requests(count: int) -> list[GenerationRequest]:
+    shapes = [dict(), dict(output=USER), dict(output=["yes", "no"])]
+    requests = []
+    for number in range(count):
+        adapter = [None, *ADAPTERS][number % (len(ADAPTERS) + 1)]
+        shape = shapes[number % len(shapes)]
+        requests.append(GenerationRequest(messages=PROMPTS[number % len(PROMPTS)],
+                                          adapter=adapter, max_new_tokens=24, **shape))
+    return requests
+
+
+def _start(backend: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "chorus.cli.main", "serve", "--model",
+                                "smollm2-135m", "--backend", backend, "--port", str(port),
+                                "--dtype", "float32"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1).close()
+            return process, url
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("chorus serve did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", default="llamacpp", choices=["llamacpp", "transformers"])
+    parser.add_argument("--requests", type=int, default=24)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    process, url = _start(args.backend)
+    try:
+        remote = chorus.load_model(backend="openai", base_url=url)
+        remote.coalescer = None  # every request goes to the server as it is made
+        local = chorus.load_model("smollm2-135m", backend=args.backend, dtype="float32")
+        for name in ADAPTERS:
+            ensure_loaded(local, name)
+            ensure_loaded(remote, name)
+        requests = _requests(args.requests)
+        same = 0
+        for request in requests:
+            here, there = local.complete(request), remote.complete(request)
+            same += (here.text, here.value) == (there.text, there.value)
+        print(json.dumps({"backend": args.backend, "agreement": f"{same}/{len(requests)}"}),
+              flush=True)
+        del local
+
+        def timed(run) -> tuple[float, int]:
+            started = time.perf_counter()
+            results = run()
+            return time.perf_counter() - started, sum(r.new_tokens for r in results)
+
+        one_by_one, tokens = timed(lambda: [remote.complete(r) for r in requests])
+        with ThreadPoolExecutor(args.clients) as pool:
+            together, tokens_together = timed(lambda: list(pool.map(remote.complete, requests)))
+        report = {"backend": args.backend, "requests": len(requests), "clients": args.clients,
+                  "sequential_tok_s": round(tokens / one_by_one, 1),
+                  "concurrent_tok_s": round(tokens_together / together, 1),
+                  "ratio": round((tokens_together / together) / (tokens / one_by_one), 2),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+        print(json.dumps(report), flush=True)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
