@@ -119,8 +119,9 @@ def _cell(value: object) -> object:
 def sqlite_query_tool(database: str | Path, *, max_rows: int = 50,
                       timeout_s: float = 10) -> Tool:
     """A tool that runs read-only SQL on one SQLite file. Read-only by construction: the
-    file is opened read-only, no database can be attached, and an authorizer allows reads
-    only (so VACUUM INTO, ATTACH and PRAGMA writes cannot create or change any file)."""
+    file is opened read-only with `query_only` on, no database can be attached, and an
+    authorizer allows reads only (so VACUUM INTO, ATTACH and PRAGMA writes cannot create or
+    change any file)."""
     path = Path(database)
 
     def sql_query(query: str) -> list[dict]:
@@ -131,6 +132,7 @@ def sqlite_query_tool(database: str | Path, *, max_rows: int = 50,
         """
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
+            connection.execute("PRAGMA query_only = ON")  # a second lock on the same door
             connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_SQL_VALUE_BYTES)
             connection.set_authorizer(_authorize)
