@@ -16,6 +16,7 @@ MAX_ARGUMENT_STRING = 120  # characters; at most about as many tokens
 # Tools shown to an agent at once: full schemas take about 190 prompt tokens per tool, and
 # BM25 retrieval keeps the needed tools within the first 8 (benchmarks/RESULTS.md).
 MAX_SHOWN_TOOLS = 8
+MAX_TOOLS = 10_000  # in one tools file
 
 
 class ToolRegistry:
@@ -100,6 +101,10 @@ class ToolRegistry:
         specs = read_json(path, "tools file", ToolSpecError)
         if not isinstance(specs, list):
             raise ToolSpecError(f"{path}: expected a JSON list of function specs")
+        if len(specs) > MAX_TOOLS:
+            raise ToolSpecError(f"{path}: {len(specs):,} tools, over the limit of "
+                                f"{MAX_TOOLS:,}: every schema is checked before a run "
+                                "starts (about a millisecond each); split the catalogue")
         registry = cls()
         for index, spec in enumerate(specs):
             try:
