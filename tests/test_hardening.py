@@ -151,6 +151,7 @@ def test_yaml_alias_bombs_and_self_references_are_refused_quickly(tmp_path):
      b'"#/$defs/B"}}}}]', "nothing there"),
     (b'[{"name": "f", "parameters": ' + b'{"type": "object", "properties": {"a": ' * 300
      + b"{}" + b"}}" * 300 + b"}]", "nest deeper than 40"),
+    (b"[" + b",".join([b'{"name": "f"}'] * 10_001) + b"]", "over the limit of 10,000"),
 ])
 def test_bad_tools_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "tools.json"
