@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-# LangGraph's task id is the same when a run resumes a task: the journal's key.
-from langgraph._internal._constants import CONFIG_KEY_TASK_ID
 from langgraph.config import get_config
 from langgraph.graph import END as LG_END
 from langgraph.graph import START as LG_START
@@ -177,6 +175,9 @@ def _confirmed(tool: str, arguments: dict[str, Any]) -> bool:
     return answer is True
 
 
+# LangGraph's id of a task, the same when a run resumes it: the journal's key. Its name is
+# internal to LangGraph (tests/test_graphs_tiny.py fails if it ever stops being set).
+TASK_ID_KEY = "__pregel_task_id"
 INTERRUPTED = ("This call was interrupted when the process stopped, before it finished; it "
                "may or may not have taken effect. Check before calling it again.")
 
@@ -185,7 +186,7 @@ def _execute_once(context: GraphContext, tool, arguments: dict[str, Any]) -> Obs
     """Run a call at most once per graph task, through the journal (chorus.memory.journal):
     a resumed run replays a finished call's observation and reports an unfinished one."""
     configurable = get_config().get("configurable", {})
-    thread, task = configurable.get("thread_id"), configurable.get(CONFIG_KEY_TASK_ID)
+    thread, task = configurable.get("thread_id"), configurable.get(TASK_ID_KEY)
     if context.journal is None or thread is None or task is None:
         return execute(tool, arguments)
     started, recorded = context.journal.recorded(thread, task)
