@@ -111,8 +111,12 @@ def repository_trial(folder: Path, number: int, kill_after: float) -> dict:
     noted = [int(line) for line in log.read_text().split("\n")[:-1]]  # whole lines only
     with sqlite3.connect(path) as connection:
         integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
-        ids = {row[0] for row in connection.execute("SELECT id FROM refinements")}
-        indexed = connection.execute("SELECT COUNT(*) FROM refinements_fts").fetchone()[0]
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        if "refinements" in tables:
+            ids = {row[0] for row in connection.execute("SELECT id FROM refinements")}
+            indexed = connection.execute("SELECT COUNT(*) FROM refinements_fts").fetchone()[0]
+        else:  # killed before the schema was made: nothing can have been noted
+            ids, indexed = set(), 0
     from chorus.memory import RefinementRepository
 
     RefinementRepository(path).add(constraint_type="lowercase", params={}, feedback="f",

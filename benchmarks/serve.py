@@ -45,7 +45,7 @@ def _requests(count: int) -> list[GenerationRequest]:
         adapter = [None, *ADAPTERS][number % (len(ADAPTERS) + 1)]
         shape = shapes[number % len(shapes)]
         requests.append(GenerationRequest(messages=PROMPTS[number % len(PROMPTS)],
-                                          adapter=adapter, max_new_tokens=24, **shape))
+                                          adapter=adapter, max_new_tokens=32, **shape))
     return requests
 
 
@@ -82,10 +82,10 @@ def main() -> None:
             ensure_loaded(local, name)
             ensure_loaded(remote, name)
         requests = _requests(args.requests)
-        same = 0
+        same = 0  # text, parsed value, and failure (a constrained row may run out of tokens)
         for request in requests:
-            here, there = local.complete(request), remote.complete(request)
-            same += (here.text, here.value) == (there.text, there.value)
+            [here], [there] = local.generate_batch([request]), remote.generate_batch([request])
+            same += (here.text, here.value, here.error) == (there.text, there.value, there.error)
         print(json.dumps({"backend": args.backend, "agreement": f"{same}/{len(requests)}"}),
               flush=True)
         del local
@@ -95,9 +95,12 @@ def main() -> None:
             results = run()
             return time.perf_counter() - started, sum(r.new_tokens for r in results)
 
-        one_by_one, tokens = timed(lambda: [remote.complete(r) for r in requests])
+        def send(request: GenerationRequest):
+            return remote.generate_batch([request])[0]
+
+        one_by_one, tokens = timed(lambda: [send(r) for r in requests])
         with ThreadPoolExecutor(args.clients) as pool:
-            together, tokens_together = timed(lambda: list(pool.map(remote.complete, requests)))
+            together, tokens_together = timed(lambda: list(pool.map(send, requests)))
         report = {"backend": args.backend, "requests": len(requests), "clients": args.clients,
                   "sequential_tok_s": round(tokens / one_by_one, 1),
                   "concurrent_tok_s": round(tokens_together / together, 1),
