@@ -160,3 +160,20 @@ def test_an_unreachable_server_is_a_clear_error_after_retries():
     with pytest.raises(ServerError, match="Cannot reach"):
         OpenAIBackend(f"http://127.0.0.1:{_free_port()}", retries=1)
     assert time.perf_counter() - started < 10
+
+
+def test_a_graph_spec_can_name_its_server(server, tmp_path, capsys):
+    from chorus.cli.main import main
+
+    graph = {"name": "remote", "model": {"backend": "openai", "base_url": server},
+             "agents": {"writer": {"role": "summarizer", "max_new_tokens": 8}},
+             "nodes": {"write": {"agent": "writer"}},
+             "edges": [{"from": "START", "to": "write"}, {"from": "write", "to": "END"}]}
+    spec = tmp_path / "remote.yaml"
+    spec.write_text(json.dumps(graph))  # JSON is YAML
+    assert main(["run", str(spec), "--input", "Say hi.", "--store", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip()
+    graph["model"]["base_url"] = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    spec.write_text(json.dumps(graph))
+    assert main(["run", str(spec), "--input", "Say hi.", "--store", str(tmp_path)]) == 2
+    assert "Cannot reach" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def run_chat(args, load_model, err: Console) -> int:
         known = ", ".join(t["id"] for t in transcripts.recent_threads(5)) or "none yet"
         raise ChorusError(f"No chat thread '{args.resume}' to resume (recent: {known})")
     spec = resolve_graph(args.graph)
-    model = load_model(args)
+    model = load_model(args, spec)
     session = ChatSession(spec, model, transcripts, thread=args.resume, store=args.store)
     state = ChatState(console=console, session=session)
     reader = LineReader(chorus_home() / "chat_history")

@@ -29,7 +29,7 @@ def run_dvr(args, load_model, console: Console) -> int:
         except RepositoryError as error:  # refine without examples rather than not at all
             console.print(f"[yellow]warning:[/] {shown(error)}; refining without examples",
                           highlight=False)
-    model = load_model(args)
+    model = load_model(args, spec)
     runner = GraphRunner(spec, model, store=args.store, refinements=repository)
 
     def show(node: str, update: dict) -> None:

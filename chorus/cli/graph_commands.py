@@ -20,7 +20,7 @@ def run_graph(args, load_model, console: Console) -> int:
     from chorus.graphs import GraphRunner, resolve_graph
 
     spec = resolve_graph(args.graph)
-    model = load_model(args)
+    model = load_model(args, spec)
     runner = GraphRunner(spec, model, store=args.store)
 
     def show(node: str, update: dict) -> None:

@@ -162,12 +162,15 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                                            "http://localhost:8000/v1; default CHORUS_BASE_URL")
 
 
-def _load(args):
+def _load(args, spec=None):
+    """The model the command line names; what it leaves out, a graph spec's `model:` gives."""
     from chorus.runtime import load_model
 
+    written = getattr(spec, "model", None)
     with err.status("loading model"):
-        return load_model(args.model, dtype=args.dtype, backend=args.backend,
-                          base_url=args.base_url)
+        return load_model(args.model or (written and written.name), dtype=args.dtype,
+                          backend=args.backend or (written and written.backend),
+                          base_url=args.base_url or (written and written.base_url))
 
 
 def _generate(args) -> int:

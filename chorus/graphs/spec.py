@@ -122,6 +122,17 @@ class RoleSpec(_Strict):
     max_new_tokens: int = Field(256, ge=1)
 
 
+class ModelSpec(_Strict):
+    """Which model a graph runs on, when the command line does not say (its --model,
+    --backend and --base-url win)."""
+
+    name: str | None = Field(None, description="embedded model, path, hub id, or the "
+                                                "server's model name")
+    backend: Literal["auto", "transformers", "llamacpp", "openai"] | None = None
+    base_url: str | None = Field(None, description="an OpenAI-compatible server, e.g. "
+                                                    "http://localhost:8000/v1")
+
+
 class GraphSpec(_Strict):
     name: str
     # The spec file's folder: modules there are importable as tools. Not part of the YAML.
@@ -137,6 +148,7 @@ class GraphSpec(_Strict):
     nodes: dict[str, NodeSpec]
     edges: list[EdgeSpec]
     max_steps: int = Field(40, ge=1, le=10_000, description="hard bound on graph steps per run")
+    model: ModelSpec | None = None
     roles: dict[str, RoleSpec] = Field(
         default_factory=dict, description="roles of this graph's own, by name")
 
