@@ -10,7 +10,7 @@ from typing import Any
 from chorus.errors import ToolSpecError, UnknownToolError
 from chorus.files import read_json
 from chorus.runtime.outputs import bound_values
-from chorus.tools.tool import Tool
+from chorus.tools.tool import Tool, schema_references
 
 MAX_ARGUMENT_STRING = 120  # characters; at most about as many tokens
 # Tools shown to an agent at once: full schemas take about 190 prompt tokens per tool, and
@@ -77,7 +77,7 @@ class ToolRegistry:
         branches, definitions = [], {}
         for number, item in enumerate(self._tools.values()):
             arguments = bound_values(item.parameters, max_string_length)
-            if _has_local_ref(arguments):
+            if any(ref.startswith("#") for ref in schema_references(arguments)):
                 key = f"tool{number}"
                 definitions[key] = _rebased(arguments, f"#/$defs/{key}")
                 arguments = {"$ref": f"#/$defs/{key}"}
@@ -112,17 +112,6 @@ class ToolRegistry:
             except ToolSpecError as error:
                 raise ToolSpecError(f"{path}: tool #{index}: {error}") from error
         return registry
-
-
-def _has_local_ref(schema: Any) -> bool:
-    if isinstance(schema, dict):
-        reference = schema.get("$ref")
-        if isinstance(reference, str) and reference.startswith("#"):
-            return True
-        return any(_has_local_ref(value) for value in schema.values())
-    if isinstance(schema, list):
-        return any(_has_local_ref(item) for item in schema)
-    return False
 
 
 def _rebased(schema: Any, root: str) -> Any:

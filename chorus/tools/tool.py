@@ -110,19 +110,20 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _references(schema: Any) -> list[str]:
+def schema_references(schema: Any) -> list[str]:
+    """Every `$ref` string in a JSON Schema, in order."""
     if isinstance(schema, list):
-        return [ref for item in schema for ref in _references(item)]
+        return [ref for item in schema for ref in schema_references(item)]
     if not isinstance(schema, dict):
         return []
     own = [schema["$ref"]] if isinstance(schema.get("$ref"), str) else []
-    return own + [ref for value in schema.values() for ref in _references(value)]
+    return own + [ref for value in schema.values() for ref in schema_references(value)]
 
 
 def _reference_problem(schema: dict[str, Any]) -> str | None:
     """Why a `$ref` cannot be followed inside this schema: only local ones ("#/...") can,
     as tools are shown to models whole, and each must point at something."""
-    for reference in _references(schema):
+    for reference in schema_references(schema):
         if not reference.startswith("#"):
             return f"at $ref {reference!r}: only references inside the schema (#/...) work"
         target: Any = schema
