@@ -4,6 +4,7 @@ run twice and results lost.
 Usage:
   python benchmarks/crash.py [--kills 50] [--seed 0] [--no-journal] [--out FILE.json]
   python benchmarks/crash.py --target repository [--kills 50] [--out FILE.json]
+  python benchmarks/crash.py --target training [--kills 50] [--out FILE.json]
 
 Each trial starts a child process that runs a three-step graph (caller, tools, three times)
 on the embedded SmolLM2 (llama.cpp). Its tool appends a line to a log when it starts, works
@@ -20,6 +21,11 @@ only), to show what the journal changes.
 `--target repository` kills a process that adds refinements to a repository (and notes each
 id `add` returned) at a random moment in its first 3 s, then checks the file: SQLite's
 integrity check, the full-text index against the table, and every noted id still there.
+
+`--target training` trains a caller adapter for 12 steps (checkpoints every 2) on a tiny
+random Llama with SmolLM2's tokenizer (made here, as the tests make it), kills the process at
+a random moment, runs the same training again, and compares the adapter's weights with those
+of a run that was never killed: they must be identical.
 """
 
 from __future__ import annotations
@@ -126,6 +132,93 @@ def repository_trial(folder: Path, number: int, kill_after: float) -> dict:
             "lost": sum(1 for record in noted if record not in ids)}
 
 
+TRAINING_PLAN = dict(name="caller", roles=["caller"], steps=12, batch_size=2,
+                     learning_rate=5e-3, seed=1, checkpoint_every=2, warmup_steps=1)
+
+
+def training_child(model_dir: Path, data: Path, output: Path) -> None:
+    from chorus import load_model
+    from chorus.training.trainer import TrainingPlan, train
+
+    model = load_model(model_dir, dtype="float32", show_progress=False)
+    train(model, TrainingPlan(data=str(data), output=str(output), **TRAINING_PLAN))
+
+
+def _tiny_model(folder: Path) -> Path:
+    """A tiny random Llama with SmolLM2's real tokenizer, as tests/conftest.py makes it."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from chorus.runtime.embedded import EMBEDDED
+
+    gguf = EMBEDDED["smollm2-135m"].gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, initializer_range=0.2)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    directory = folder / "tiny-llama"
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def training_main(args, chance: random.Random) -> None:
+    from safetensors.torch import load_file
+
+    from chorus.training.examples import generate
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        model_dir, data = _tiny_model(root), root / "roles"
+        generate(data, per_tool=(1, 1), doubles=(4, 2), cap=(24, 8))
+
+        def run(output: Path, kill_after: float | None = None) -> bool:
+            process = subprocess.Popen([sys.executable, __file__, "--training-child",
+                                        str(model_dir), str(data), str(output)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if kill_after is None:
+                return process.wait() == 0
+            time.sleep(kill_after)
+            killed = process.poll() is None
+            if killed:
+                process.kill()
+            process.wait()
+            return killed
+
+        started = time.perf_counter()
+        assert run(root / "reference")
+        window = time.perf_counter() - started
+        reference = load_file(root / "reference" / "adapter_model.safetensors")
+        print(f"uninterrupted training: {window:.1f} s", flush=True)
+        trials = []
+        for number in range(args.kills):
+            output = root / f"t{number}"
+            kill_after = chance.uniform(0, window)
+            killed = run(output, kill_after)
+            finished = run(output)
+            weights = output / "adapter_model.safetensors"
+            same = finished and weights.is_file() and all(
+                (load_file(weights)[key] == value).all().item()
+                for key, value in reference.items())
+            trials.append({"kill_after_s": round(kill_after, 2), "killed": killed,
+                           "finished": finished, "identical_weights": bool(same)})
+            print(json.dumps(trials[-1]), flush=True)
+    summary = {"target": "training", "kills": len(trials), "window_s": round(window, 1),
+               "killed_mid_run": sum(t["killed"] for t in trials),
+               "identical_weights": sum(t["identical_weights"] for t in trials),
+               "unfinished_resumes": sum(not t["finished"] for t in trials),
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1))
+
+
 def _spawn(store: Path, thread: str, log: Path, journal: bool) -> subprocess.Popen:
     command = [sys.executable, __file__, "--child", str(store), thread, str(log)]
     if not journal:
@@ -163,12 +256,15 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-journal", action="store_true")
-    parser.add_argument("--target", choices=["graph", "repository"], default="graph")
+    parser.add_argument("--target", choices=["graph", "repository", "training"],
+                        default="graph")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     chance = random.Random(args.seed)
     if args.target == "repository":
         return repository_main(args, chance)
+    if args.target == "training":
+        return training_main(args, chance)
     journal = not args.no_journal
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder)
@@ -216,7 +312,9 @@ def repository_main(args, chance: random.Random) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--repository-child":
+    if len(sys.argv) > 1 and sys.argv[1] == "--training-child":
+        training_child(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--repository-child":
         repository_child(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]),
