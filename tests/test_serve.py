@@ -83,12 +83,15 @@ def test_answers_through_the_server_equal_local_answers(server, smol_llama):
                   max_new_tokens=20),
              dict(messages="Weather in Oslo?", tools=[WEATHER], max_new_tokens=24),
              dict(messages="List three fruits, one a line.", max_new_tokens=40,
-                  stop_on_repeated_line=True)]
+                  stop_on_repeated_line=True),
+             # Cut short: the server answers "length" and the client fails the row alike.
+             dict(messages="A user named Ada aged 36", output=USER, max_new_tokens=6)]
     for case in cases:
-        here = smol_llama.complete(GenerationRequest(**case))
-        there = remote.complete(GenerationRequest(**case))
-        assert (there.text, there.value, there.prompt_tokens) == \
-            (here.text, here.value, here.prompt_tokens), case
+        [here] = smol_llama.generate_batch([GenerationRequest(**case)])
+        [there] = remote.generate_batch([GenerationRequest(**case)])
+        assert (there.text, there.value, there.error, there.prompt_tokens) == \
+            (here.text, here.value, here.error, here.prompt_tokens), case
+    assert there.error and "ran out of tokens" in there.error
     pieces: list[str] = []
     streamed = remote.generate("Count to five.", max_new_tokens=12, on_text=pieces.append)
     assert len(pieces) > 1 and "".join(pieces) == streamed.text

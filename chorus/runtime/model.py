@@ -51,15 +51,18 @@ class Model:
         return self.complete(request, on_text=on_text)
 
     def complete(self, request: GenerationRequest,
-                 on_text: Callable[[str], None] | None = None) -> GenerationResult:
+                 on_text: Callable[[str], None] | None = None, *,
+                 raise_errors: bool = True) -> GenerationResult:
         """Run one prepared request (batched with calls other threads make at the same
-        moment); a failed constrained output raises its ChorusError."""
+        moment); a failed constrained output raises its ChorusError, or with
+        `raise_errors=False` comes back with `error` set."""
         if self.coalescer is not None:
             result = self.coalescer.submit(request, on_text)
         else:
             callback = (lambda _row, piece: on_text(piece)) if on_text else None
             [result] = self.backend.generate_batch([request], on_text=callback)
-        result.raise_for_error()
+        if raise_errors:
+            result.raise_for_error()
         return result
 
     def generate_batch(self, requests: Sequence[GenerationRequest | dict],

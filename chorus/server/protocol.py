@@ -115,7 +115,7 @@ def answer(call: ChatCall, model: Model,
     result = _generate(model, call.request, None if call.tool_choice != "none" else on_text)
     message: dict[str, Any] = {"role": "assistant", "content": result.text}
     finish = "length" if result.finish_reason == "length" else "stop"
-    if call.tool_choice != "none":
+    if call.tool_choice != "none" and result.error is None:  # else: cut short, "length"
         calls = []
         for item in result.value or []:  # the same call twice in one turn is never wanted
             if item not in calls:
@@ -127,7 +127,7 @@ def answer(call: ChatCall, model: Model,
                               "arguments": json.dumps(item["arguments"], ensure_ascii=False)}}
                 for item in calls]}
             finish = "tool_calls"
-        else:  # "auto" and no tool fits: a plain reply, with the tools still shown
+        elif call.tool_choice == "auto":  # no tool fits: a plain reply, tools still shown
             plain = call.request.model_copy(update={"output": None})
             result = _add_usage(result, _generate(model, plain, on_text))
             message["content"] = result.text
@@ -154,10 +154,16 @@ def chunk(response_id: str, model_name: str, delta: dict[str, Any],
 
 def _generate(model: Model, request: GenerationRequest,
               on_text: Callable[[str], None] | None) -> GenerationResult:
+    """The result; a constrained output that ran out of tokens is answered as OpenAI servers
+    do, with its partial text and finish_reason "length" (the client judges it)."""
     try:
-        return model.complete(request, on_text=on_text)
-    except ChorusError as error:  # a prompt over the context, an output that cannot finish
+        result = model.complete(request, on_text=on_text, raise_errors=False)
+    except ChorusError as error:  # a prompt over the context
         raise RequestError(str(error), status=400, kind="invalid_request_error") from error
+    if result.error is not None and result.finish_reason != "length":
+        raise RequestError(f"The output failed its constraint: {result.error}", status=500,
+                           kind="server_error")
+    return result
 
 
 def _add_usage(first: GenerationResult, second: GenerationResult) -> GenerationResult:

@@ -3,8 +3,9 @@
 A thread cannot be stopped: work that holds the GIL ignores a thread's timeout and keeps a core
 busy after it. A forked child can be killed. Forking (rather than a pool of spawned workers)
 means any function works, closures included, with no pickling; it costs about 20 ms a call
-in a process that holds a 0.5B model (benchmarks/RESULTS.md, "What isolating a tool costs"). The child sends back the rendered, already
-truncated text, so nothing unbounded ever reaches the parent.
+in a process that holds a 0.5B model (benchmarks/RESULTS.md, "What isolating a tool
+costs"). The child sends back the rendered, already truncated text, so nothing unbounded
+ever reaches the parent.
 """
 
 from __future__ import annotations
