@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from chorus.errors import GraphSpecError
+from chorus.files import read_text
 
 Location = tuple[str | int, ...]
 # Aliases let a few lines stand for billions of nodes ("billion laughs"); a graph spec is a
@@ -17,13 +18,7 @@ MAX_EXPANDED_NODES = 100_000
 
 def load_yaml(path: Path) -> tuple[Any, dict[Location, int]]:
     """The parsed document and a map from each key's path to its 1-based line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise GraphSpecError(f"Cannot read graph spec {path}: {error}") from error
-    except UnicodeDecodeError as error:
-        raise GraphSpecError(f"{path}: not UTF-8 text (byte {error.start}); save the graph "
-                             "spec as UTF-8") from error
+    text = read_text(path, "graph spec", GraphSpecError)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is not None and _expanded_size(node, {}, path) > MAX_EXPANDED_NODES:

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chorus.errors import RepositoryError
+from chorus.files import read_text
 from chorus.paths import chorus_home
 
 _COLUMNS = ("id", "constraint_type", "params", "feedback", "before", "after", "instruction",
@@ -396,12 +397,7 @@ class RefinementRepository:
 
 
 def _read_jsonl(path: Path) -> list[_Incoming]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise RepositoryError(f"Cannot read {path}: {error}") from error
-    except UnicodeDecodeError as error:
-        raise RepositoryError(f"{path}: not UTF-8 text (byte {error.start})") from error
+    lines = read_text(path, "refinements file", RepositoryError).splitlines()
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import time
 import urllib.error
 import urllib.request
@@ -93,8 +92,7 @@ class OpenAIBackend:
         elif isinstance(output, Choice | Regex):
             # Each server reads its own field and ignores the others': vLLM >= 0.12
             # `structured_outputs`, older vLLM `guided_*`, SGLang `regex`.
-            pattern = output.pattern if isinstance(output, Regex) else \
-                "|".join(re.escape(option) for option in output.options)
+            pattern = output.pattern
             if isinstance(output, Choice):
                 body["structured_outputs"] = {"choice": list(output.options)}
                 body["guided_choice"] = list(output.options)
@@ -221,7 +219,7 @@ class ServerAdapters:
 
     def list(self) -> list[AdapterInfo]:
         return [AdapterInfo(name=name, rank=0, target_modules=(), parameters=0, source=None)
-                for name in self.backend.served_models()[1:]]
+                for name in self.backend.served_models() if name != self.backend.name]
 
 
 def _message(error: urllib.error.HTTPError) -> str:

@@ -204,12 +204,16 @@ class Choice:
     def key(self) -> str:
         return _key("choice", json.dumps(self.options))
 
+    @property
+    def pattern(self) -> str:
+        """The options as one regex, longest first, so none is shadowed by a prefix of it."""
+        alternatives = sorted(self.options, key=len, reverse=True)
+        return "|".join(re.escape(option) for option in alternatives)
+
     def grammar(self) -> str:
         import llguidance
 
-        # Longest first, so no option is shadowed by one of its prefixes.
-        alternatives = sorted(self.options, key=len, reverse=True)
-        return llguidance.grammar_from("regex", "|".join(re.escape(o) for o in alternatives))
+        return llguidance.grammar_from("regex", self.pattern)
 
     def parse(self, text: str) -> str:
         if text not in self.options:
