@@ -150,6 +150,66 @@ def test_chorus_dvr_json_and_a_corrupt_repository(tiny_model_dir, tmp_path):
     assert len(record["passed"]) == 1 and record["iterations"] <= 4
 
 
+def test_answers_are_decoded_under_the_compiled_constraints(tiny):
+    """Even noise meets "lowercase" and "no commas" when it is decoded under their grammar;
+    the record says so per constraint, and `construct=False` decodes free text."""
+    instruction = "Write a note in all lowercase and use no commas."
+    [outcome] = DivideVerifyRefine(tiny, max_refinements=0, max_new_tokens=SHORT).run_batch(
+        [instruction])
+    assert [c.type for c in outcome.constraints] == ["lowercase", "no_commas"]
+    assert outcome.compiled == (0, 1) and outcome.grammar
+    assert outcome.met_by() == ["construction", "construction"]
+    assert outcome.response.lower() == outcome.response and "," not in outcome.response
+    record = outcome.to_json()
+    assert record["met_by"] == ["construction", "construction"]
+    assert DvrOutcome.from_state(outcome.to_state()).met_by() == outcome.met_by()
+    [free] = DivideVerifyRefine(tiny, max_refinements=0, max_new_tokens=SHORT,
+                                construct=False).run_batch([instruction])
+    assert free.grammar is None and "construction" not in free.met_by()
+
+
+def test_a_constrained_answer_that_cannot_finish_is_answered_again_as_free_text(tiny, caplog):
+    # Two words at least, in 2 tokens of noise: the grammar cannot be satisfied in time.
+    loop = DivideVerifyRefine(tiny, max_refinements=0, max_new_tokens=2)
+    with caplog.at_level("WARNING"):
+        [outcome] = loop.run_batch(["Answer in at least 40 words."])
+    assert outcome.compiled == (0,)
+    assert "answered without the grammar" in caplog.text
+    assert outcome.met_by() == ["not met"]
+
+
+def test_the_dvr_graph_decodes_its_first_answer_under_the_grammar(tiny, tmp_path):
+    runner = GraphRunner(load_spec(_short_dvr_graph(tmp_path)), tiny, store=tmp_path)
+    result = runner.run("Reply in lowercase letters only, with no commas.")
+    outcome = DvrOutcome.from_state(result.state["dvr"])
+    assert outcome.compiled == (0, 1)
+    assert outcome.met_by() == ["construction", "construction"]
+
+
+def test_chorus_generate_with_constraints(tiny_model_dir, tmp_path):
+    constraints = [{"type": "lowercase"}, {"type": "no_commas"},
+                   {"type": "sentence_count", "relation": "at_most", "value": 40}]
+    done = _chorus("generate", "Say hello.", "--model", str(tiny_model_dir), "--dtype",
+                   "float32", "--max-new-tokens", "12", "--json",
+                   "--constraints", json.dumps({"constraints": constraints}))
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert [c["compiled"] for c in record["constraints"]] == [True, True, False]
+    assert record["constraints"][0]["passed"] and record["constraints"][1]["passed"]
+    assert record["text"].lower() == record["text"] and "," not in record["text"]
+    file = tmp_path / "constraints.json"
+    file.write_text(json.dumps([{"type": "lowercase"}, {"type": "uppercase"}]))
+    conflict = _chorus("generate", "Say hello.", "--model", str(tiny_model_dir), "--dtype",
+                       "float32", "--max-new-tokens", "4", "--constraints", str(file))
+    assert conflict.returncode == 0 and "in conflict" in conflict.stderr
+    for bad, message in (("[{\"type\": \"lowercas\"}]", "did you mean 'lowercase'"),
+                         ("[{", "not valid JSON"), ("{\"a\": 1}", "must be a JSON list")):
+        done = _chorus("generate", "Say hello.", "--model", str(tiny_model_dir),
+                       "--constraints", bad)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
 def test_repository_errors_name_the_file(tmp_path):
     broken = tmp_path / "broken.db"
     broken.write_bytes(b"x" * 4096)

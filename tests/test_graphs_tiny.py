@@ -180,6 +180,20 @@ def test_parallel_fan_out_and_join(tiny, tmp_path):
     assert result.state["answer"] in (drafts["draft_a"], drafts["draft_b"])
 
 
+def test_a_summarizers_answer_meets_its_format_constraints(tiny, tmp_path):
+    spec = GraphSpec.model_validate({
+        "name": "formatted",
+        "agents": {"writer": {"role": "summarizer", "max_new_tokens": 12, "constraints": [
+            {"type": "lowercase"}, {"type": "no_commas"}]}},
+        "nodes": {"answer": {"agent": "writer"}},
+        "edges": [{"from": "START", "to": "answer"}, {"from": "answer", "to": "END"}]})
+    answer = GraphRunner(spec, tiny, store=tmp_path).run("Say hi.").answer
+    assert answer == answer.lower() and "," not in answer and answer.strip()
+    with pytest.raises(ValueError, match="writes no answer"):
+        GraphSpec.model_validate({**spec.model_dump(by_alias=True), "agents": {
+            "writer": {"role": "planner", "constraints": [{"type": "lowercase"}]}}})
+
+
 def test_verified_graph_ends_after_a_pass_or_its_bounded_retries(tiny, tmp_path):
     result = GraphRunner(resolve_graph("verified"), tiny, store=tmp_path).run("What is 2 + 2?")
     visits = result.state["visits"]

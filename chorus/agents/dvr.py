@@ -1,9 +1,12 @@
 """Divide–Verify–Refine: answer, check every constraint with code, rewrite with the feedback.
 
-One round refines one failed constraint at a time (a small model fixes one thing far more
-reliably than six), round-robin over the failures, with past successful refinements of that
-constraint type as few-shot turns. The best response seen (most constraints passed) is kept, so
-a round can never make the answer worse. Many instructions run as one batch per round.
+Constraints a grammar can express are compiled into one (`chorus.checks.compiling`) and every
+answer and refinement is decoded under it, so they hold by construction; the checkers still
+verify all of them. One round refines one failed constraint at a time (a small model fixes one
+thing far more reliably than six), round-robin over the failures, with past successful
+refinements of that constraint type as few-shot turns. The best response seen (most
+constraints passed) is kept, so a round can never make the answer worse. Many instructions
+run as one batch per round.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from typing import Any
 from chorus.agents.dividing import Division, divide
 from chorus.agents.prompting import load_template, render
 from chorus.checks import CheckResult, check_all, parse_constraint
+from chorus.checks.compiling import CompiledConstraints, compile_constraints
 from chorus.checks.conflicts import conflicting_pairs
 from chorus.errors import ConstraintSpecError, RepositoryError
 from chorus.memory import Refinement, RefinementRepository
-from chorus.runtime import GenerationRequest, GenerationResult, Model
+from chorus.runtime import GenerationRequest, GenerationResult, Lark, Model
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,28 @@ class DvrOutcome:
     unrefinable: set[int] = field(default_factory=set)  # constraints in a conflict
     last_target: int = -1  # the constraint the last round refined
     latest: str = ""  # the response checked last (the best one, or a refinement that lost)
+    grammar: str | None = None  # what answers are decoded under (None: free text)
+    compiled: tuple[int, ...] = ()  # the constraints the grammar enforces
+    first_passed: list[bool] = field(default_factory=list)  # the first answer's verdicts
+
+    @property
+    def output(self) -> Lark | None:
+        return Lark(self.grammar) if self.grammar else None
+
+    def met_by(self) -> list[str]:
+        """How each constraint was met: "construction" (compiled, and the first answer,
+        decoded under the grammar, passed it), "first answer" (passed without a grammar),
+        "refinement", or "not met"."""
+        ways = []
+        for index, result in enumerate(self.best.results):
+            first = index < len(self.first_passed) and self.first_passed[index]
+            if not result.passed:
+                ways.append("not met")
+            elif first:
+                ways.append("construction" if index in self.compiled else "first answer")
+            else:
+                ways.append("refinement")
+        return ways
 
     @property
     def response(self) -> str:
@@ -73,7 +99,8 @@ class DvrOutcome:
                 "results": [result.model_dump() for result in self.best.results],
                 "iterations": self.iterations, "repository_hits": self.repository_hits,
                 "unrefinable": sorted(self.unrefinable), "last_target": self.last_target,
-                "latest": self.latest}
+                "latest": self.latest, "grammar": self.grammar, "compiled": list(self.compiled),
+                "first_passed": self.first_passed}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DvrOutcome:
@@ -84,7 +111,9 @@ class DvrOutcome:
                    conflicts=state["conflicts"], best=best, iterations=state["iterations"],
                    repository_hits=state["repository_hits"], history=[best],
                    unrefinable=set(state["unrefinable"]), last_target=state["last_target"],
-                   latest=state.get("latest", state["response"]))
+                   latest=state.get("latest", state["response"]),
+                   grammar=state.get("grammar"), compiled=tuple(state.get("compiled", ())),
+                   first_passed=list(state.get("first_passed", ())))
 
     def to_json(self) -> dict[str, Any]:
         return {"response": self.response,
@@ -92,7 +121,7 @@ class DvrOutcome:
                 "passed": [result.passed for result in self.best.results],
                 "feedback": [result.feedback for result in self.best.results],
                 "conflicts": self.conflicts, "iterations": self.iterations,
-                "repository_hits": self.repository_hits}
+                "repository_hits": self.repository_hits, "met_by": self.met_by()}
 
 
 def conflicting_indices(constraints: Sequence[Any]) -> tuple[list[str], set[int]]:
@@ -101,17 +130,19 @@ def conflicting_indices(constraints: Sequence[Any]) -> tuple[list[str], set[int]
     return [reason for _, _, reason in pairs], {k for i, j, _ in pairs for k in (i, j)}
 
 
-def answer_request(instruction: str, max_new_tokens: int = MAX_RESPONSE_TOKENS
-                   ) -> GenerationRequest:
-    """The plain answer: the instruction as the user's message, nothing added."""
+def answer_request(instruction: str, max_new_tokens: int = MAX_RESPONSE_TOKENS,
+                   output: Lark | None = None) -> GenerationRequest:
+    """The first answer: the instruction as the user's message, nothing added; decoded under
+    the compiled constraints' grammar when there is one."""
     return GenerationRequest(messages=instruction, max_new_tokens=max_new_tokens,
-                             stop_on_repeated_line=True)
+                             stop_on_repeated_line=True, output=output)
 
 
 def refine_request(instruction: str, response: str, constraint: Any, result: CheckResult,
                    examples: Sequence[Refinement] = (), *, adapter: str | None = None,
                    temperature: float = 0.0, seed: int | None = None,
-                   max_new_tokens: int = MAX_RESPONSE_TOKENS) -> GenerationRequest:
+                   max_new_tokens: int = MAX_RESPONSE_TOKENS,
+                   output: Lark | None = None) -> GenerationRequest:
     """Past refinements of the same constraint type go first, as solved turns of the chat."""
     messages = [{"role": "system", "content": render(load_template("refiner"))}]
     for example in examples:
@@ -122,7 +153,7 @@ def refine_request(instruction: str, response: str, constraint: Any, result: Che
         instruction, response, result.feedback, constraint.describe())})
     return GenerationRequest(messages=messages, adapter=adapter, temperature=temperature,
                              seed=seed, max_new_tokens=max_new_tokens,
-                             stop_on_repeated_line=True)
+                             stop_on_repeated_line=True, output=output)
 
 
 def _requirement(example: Refinement) -> str:
@@ -155,7 +186,7 @@ class DivideVerifyRefine:
                  max_refinements: int = 4, examples: int = 2, divider: str = "rules",
                  adapter: str | None = None, temperature: float = 0.7, seed: int = 0,
                  candidates: int = 2, batch_size: int = 8, learn: bool = True,
-                 max_new_tokens: int = MAX_RESPONSE_TOKENS):
+                 max_new_tokens: int = MAX_RESPONSE_TOKENS, construct: bool = True):
         self.model = model
         self.repository = repository
         self.max_refinements = max_refinements
@@ -172,6 +203,17 @@ class DivideVerifyRefine:
         self.batch_size = batch_size
         self.learn = learn
         self.max_new_tokens = max_new_tokens  # per answer and per refined answer
+        self.construct = construct  # decode under the compiled constraints' grammar
+
+    def compile(self, constraints: Sequence[Any]) -> CompiledConstraints:
+        """The grammar of the constraints that compile (none when `construct` is off)."""
+        if not self.construct or not constraints:
+            return CompiledConstraints(grammar=None, left={i: "not compiled"
+                                                           for i in range(len(constraints))})
+        compiled = compile_constraints(constraints)
+        for index, reason in compiled.left.items():
+            log.info("%s: refined, not compiled (%s)", constraints[index].type, reason)
+        return compiled
 
     def run(self, instruction: str) -> DvrOutcome:
         return self.run_batch([instruction])[0]
@@ -184,12 +226,15 @@ class DivideVerifyRefine:
         if divisions is None:
             divisions = [divide(text, self.model, strategy=self.divider)
                          for text in instructions]
+        grammars = [self.compile(division.constraints) for division in divisions]
         if responses is None:
+            requests = [answer_request(text, self.max_new_tokens, compiled.output)
+                        for text, compiled in zip(instructions, grammars, strict=True)]
             responses = [result.text.strip() for result in self.generate(
-                [answer_request(text, self.max_new_tokens) for text in instructions],
-                "answer", on_progress)]
-        outcomes = [self.start(division, response)
-                    for division, response in zip(divisions, responses, strict=True)]
+                requests, "answer", on_progress)]
+        outcomes = [self.start(division, response, compiled)
+                    for division, response, compiled in zip(divisions, responses, grammars,
+                                                            strict=True)]
         for round_index in range(self.max_refinements):
             if not any(outcome.failing() for outcome in outcomes):
                 break
@@ -212,12 +257,16 @@ class DivideVerifyRefine:
             self.observe(outcome, best)
         return chosen
 
-    def start(self, division: Division, response: str) -> DvrOutcome:
+    def start(self, division: Division, response: str,
+              compiled: CompiledConstraints | None = None) -> DvrOutcome:
         conflicts, involved = conflicting_indices(division.constraints)
         first = Attempt(response, check_all(response, division.constraints))
         return DvrOutcome(instruction=division.instruction, constraints=division.constraints,
                           conflicts=conflicts, best=first, history=[first],
-                          unrefinable=involved, latest=response)
+                          unrefinable=involved, latest=response,
+                          grammar=compiled.grammar if compiled else None,
+                          compiled=compiled.compiled if compiled else (),
+                          first_passed=[result.passed for result in first.results])
 
     def target(self, outcome: DvrOutcome) -> int:
         """The next failed constraint after the one refined last, cycling through them."""
@@ -237,7 +286,7 @@ class DivideVerifyRefine:
         request = refine_request(outcome.instruction, outcome.response, constraint, result,
                                  examples, adapter=self.adapter, temperature=self.temperature,
                                  seed=self.seed + outcome.iterations,
-                                 max_new_tokens=self.max_new_tokens)
+                                 max_new_tokens=self.max_new_tokens, output=outcome.output)
         return [request] * self.candidates
 
     def pick(self, outcome: DvrOutcome, texts: Sequence[str]) -> str:
@@ -302,5 +351,19 @@ class DivideVerifyRefine:
         def done(count: int) -> None:
             on_progress(phase, count, len(requests))
 
-        return self.model.generate_chunked(requests, self.batch_size,
-                                           on_batch=done if on_progress else None)
+        results = self.model.generate_chunked(requests, self.batch_size,
+                                              on_batch=done if on_progress else None)
+        # A constrained row that failed (llguidance's lexer gave up mid-way, or the budget
+        # ended before the grammar was satisfied) is answered again as free text: a cut-off
+        # answer is no start for refinement.
+        lost = [i for i, result in enumerate(results)
+                if result.error and requests[i].output is not None]
+        if lost:
+            log.warning("%d constrained generation(s) failed (%s); answered without the "
+                        "grammar", len(lost), results[lost[0]].error)
+            again = self.model.generate_chunked(
+                [requests[i].model_copy(update={"output": None}) for i in lost],
+                self.batch_size)
+            for i, result in zip(lost, again, strict=True):
+                results[i] = result
+        return results

@@ -13,14 +13,16 @@ roles with `register_role(Role.custom(...))` or a graph spec's `roles:` section.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from string import Template
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.agent import Agent
 from chorus.agents.grounding import ground_calls
+from chorus.agents.prompting import load_template
 from chorus.agents.scoring import (
     numbers_kept,
     same_calls,
@@ -30,6 +32,8 @@ from chorus.agents.scoring import (
     word_f1,
 )
 from chorus.agents.trajectory import Step, answer_step, call_step, thought_step
+from chorus.checks import parse_constraint
+from chorus.checks.compiling import compile_constraints
 from chorus.errors import ChorusError
 from chorus.tools.registry import MAX_ARGUMENT_STRING, ToolRegistry
 
@@ -58,6 +62,7 @@ class AgentOptions:
     tools: ToolRegistry | None = None
     max_calls: int | None = None
     max_new_tokens: int | None = None
+    constraints: tuple[Any, ...] = ()  # format constraints on a written answer
 
 
 def _no_steps(_value: Any) -> list[Step]:
@@ -214,14 +219,23 @@ register_role(Role(
 
 # --- summarizer ----------------------------------------------------------------------------
 
-def summarizer(adapter: str | None = None) -> Agent:
-    return Agent.from_template("summarizer", adapter=adapter, max_new_tokens=160,
-                               stop_on_repeated_line=True)
+def summarizer(adapter: str | None = None, constraints: Sequence[Any] = ()) -> Agent:
+    """`constraints` (as `chorus dvr --json` lists them): those a grammar expresses are
+    compiled into the answer's decoding grammar, and all are stated in the prompt."""
+    if not constraints:
+        return Agent.from_template("summarizer", adapter=adapter, max_new_tokens=160,
+                                   stop_on_repeated_line=True)
+    parsed = [parse_constraint(constraint) for constraint in constraints]
+    stated = "\n".join(f"- {constraint.describe()}" for constraint in parsed)
+    instructions = Template(f"{load_template('summarizer').template}\n\nThe answer must also "
+                            f"meet these requirements:\n{stated}")
+    return Agent("summarizer", instructions, adapter=adapter, max_new_tokens=256,
+                 output=compile_constraints(parsed).output, stop_on_repeated_line=True)
 
 
 register_role(Role(
     name="summarizer", description="writes the final answer from the tool results",
-    build=lambda o: summarizer(o.adapter),
+    build=lambda o: summarizer(o.adapter, o.constraints),
     steps=lambda text: [answer_step(text)], writes=lambda text: {"answer": text},
     answers=True, metrics=("all numbers kept", "word F1"),
     score=lambda text, target: (numbers_kept(text, target), word_f1(text, target))))

@@ -17,9 +17,12 @@ Text units, used by every checker so that counts agree with each other:
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from chorus.checks.patterns import Alphabet
 
 Relation = Literal["at_most", "at_least", "exactly"]
 
@@ -59,6 +62,20 @@ class BaseConstraint(BaseModel):
     def describe(self) -> str:
         """One imperative sentence a model can follow."""
         raise NotImplementedError
+
+    def needs_content(self) -> bool:
+        """Whether its grammar can only be met by the model writing something particular
+        later on (a keyword, a closing line, N bullets), rather than by refusing what breaks
+        it. A small model that never writes it cannot stop: it loops until its token budget
+        runs out (seen with Qwen 0.5B: "[amount] [amount] ..."), so by default such
+        grammars are not used for decoding (`compile_constraints(needs_content=...)`)."""
+        return False
+
+    def grammars(self, alphabet: Alphabet) -> list[str]:
+        """Lark token expressions over the whole response (see `patterns`), most preferred
+        first; each matches only responses that pass `check`. [] when the constraint is left
+        to verify-and-refine."""
+        return []
 
 
 # Text units -------------------------------------------------------------------------------

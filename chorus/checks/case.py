@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from chorus.checks import patterns
 from chorus.checks.base import (
     BaseConstraint,
     Relation,
@@ -59,6 +60,11 @@ class Lowercase(BaseConstraint):
     def describe(self) -> str:
         return "Write the entire response in lowercase letters, with no capital letters at all."
 
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        rest = alphabet.where("not upper", lambda c: not c.isupper())
+        lower = alphabet.where("lower", str.islower)
+        return [patterns.token(f"{rest}*{lower}{rest}*")]
+
 
 class Uppercase(BaseConstraint):
     type: Literal["uppercase"] = "uppercase"
@@ -75,6 +81,11 @@ class Uppercase(BaseConstraint):
 
     def describe(self) -> str:
         return "Write the entire response in capital letters, with no lowercase letters at all."
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        rest = alphabet.where("not lower", lambda c: not c.islower())
+        upper = alphabet.where("upper", str.isupper)
+        return [patterns.token(f"{rest}*{upper}{rest}*")]
 
 
 class CapitalWordFrequency(BaseConstraint):

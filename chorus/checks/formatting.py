@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
+from chorus.checks import patterns
 from chorus.checks.base import (
     BaseConstraint,
     count_problem,
@@ -52,6 +53,23 @@ def _bullet_lines(text: str) -> list[str]:
             if _BULLET.match(line) and not _RULE.match(line)]
 
 
+def _end_of_word(alphabet: patterns.Alphabet, phrase: str) -> str:
+    """What may follow `phrase` so that its last word does not run on ("Dear John" is not
+    the start of "Dear Johnny", nor "no" of "no'w"): anything after a character that is
+    neither a word character nor ' ’ -; after a phrase ending in punctuation, anything."""
+    if not patterns.is_word(phrase[-1]):
+        return alphabet.text()
+    edge = alphabet.where("nonword nonjoiner",
+                          lambda c: not patterns.is_word(c) and c not in patterns.JOINERS)
+    return f"(?:{edge}{alphabet.text()})?"
+
+
+def _start_of_word(alphabet: patterns.Alphabet, phrase: str) -> str:
+    if not patterns.is_word(phrase[0]):
+        return alphabet.text()
+    return f"(?:{alphabet.text()}{alphabet.nonword})?"
+
+
 class BulletCount(BaseConstraint):
     type: Literal["bullet_count"] = "bullet_count"
     value: int = Field(ge=0)
@@ -59,6 +77,20 @@ class BulletCount(BaseConstraint):
     def problem(self, text: str) -> str:
         return count_problem(len(_bullet_lines(text)), "exactly", self.value, "bullet point",
                              cut="remove", note="a bullet point is a line starting with '* '")
+
+    def needs_content(self) -> bool:
+        return self.value > 0
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        line = alphabet.line_char
+        # A bullet's text starts with neither '*' nor '-', so it is never a rule ("* * *").
+        text_start = alphabet.where("nonspace nonbullet",
+                                    lambda c: not c.isspace() and c not in "*-")
+        bullet = f"[ \\t]*[*\\-][ \\t]+{text_start}{line}*"
+        plain_start = alphabet.where("line not bullet", lambda c: c not in " \t*-\n")
+        solid = alphabet.nonspace
+        other = f"[ \\t]*(?:{plain_start}{line}*|[*\\-](?:{solid}{line}*|[ \\t]+)?)?"
+        return [patterns.token(patterns.tally(other, bullet, self.value))]
 
     def describe(self) -> str:
         if self.value == 0:
@@ -95,6 +127,44 @@ class NumberedSections(BaseConstraint):
         return count_problem(len(found), "exactly", self.value, "section", head=head,
                              cut="remove", note="; ".join(notes))
 
+    def needs_content(self) -> bool:
+        return self.value > 0
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        line = alphabet.line_char
+        after_number = alphabet.where("line nonword",
+                                      lambda c: not patterns.is_word(c) and c != "\n")
+        marker = patterns.literal(self.marker)
+
+        def header(number: int) -> str:
+            return (f"[ \\t]*(?:#{{1,6}}[ \\t]*)?\\**[ \\t]*{marker}[ \\t]+{number}"
+                    f"(?:{after_number}{line}*)?")
+
+        other = self._other_line(alphabet)
+        if not self.value:
+            return [patterns.token(patterns.tally(other, "", 0))]
+        sections = "\\n".join(f"{header(number)}(?:\\n{other})*"
+                                for number in range(1, self.value + 1))
+        return [patterns.token(f"(?:{other}\\n)*{sections}")]
+
+    def _other_line(self, alphabet: patterns.Alphabet) -> str:
+        """A line that is no section line: after its leading spaces, '#' and '*' it departs
+        from the marker (in any case) before a number can follow it. Stricter than the
+        checker ("SECTION 1a" is refused too), and regular without a complement."""
+        line = alphabet.line_char
+        no_blank = alphabet.where("line not blank", lambda c: c not in " \t\n")
+        no_number = alphabet.where("line not blank digit",
+                                   lambda c: c not in " \t\n" and not c.isdigit())
+        rest = f"(?:|{no_blank}{line}*|[ \\t]+(?:|{no_number}{line}*))"
+        for index in reversed(range(len(self.marker))):
+            char = self.marker[index]
+            matches = re.compile(re.escape(char), re.IGNORECASE).fullmatch
+            skipped = " \t#*\n" if index == 0 else "\n"
+            differs = alphabet.where(f"line differs from {char!r} after {skipped!r}",
+                                     lambda c, m=matches, s=skipped: c not in s and not m(c))
+            rest = f"(?:|{differs}{line}*|{alphabet.ignorecase(char)}{rest})"
+        return f"[ \\t#*]*{rest}"
+
     def describe(self) -> str:
         if self.value == 0:
             return f"Do not divide the response into sections marked {quoted(self.marker)}."
@@ -115,6 +185,20 @@ class HighlightedSections(BaseConstraint):
         return count_problem(found, "at_least", self.value, "highlighted section",
                              note="mark each with asterisks, e.g. *highlighted section*")
 
+    def needs_content(self) -> bool:
+        return self.value > 0
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # '*' appears only in highlights, so the checker pairs them as the grammar does.
+        # '- ' bullets stay possible; '* ' bullets are not.
+        inner = alphabet.where("line nonstar", lambda c: c not in "*\n")
+        edge = alphabet.where("nonspace nonstar", lambda c: not c.isspace() and c != "*")
+        content = f"{edge}(?:{inner}*{edge})?"
+        highlight = f"(?:\\*{content}\\*|\\*\\*{content}\\*\\*)"
+        plain = alphabet.but("*")
+        return [patterns.token(f"{patterns.counted(f'{plain}*{highlight}', 'at_least', self.value)}"
+                               f"{plain}*")]
+
     def describe(self) -> str:
         return (f"Highlight at least {quantity(self.value, 'section')} with markdown, "
                 "e.g. *highlighted section*.")
@@ -128,6 +212,19 @@ class Placeholders(BaseConstraint):
         found = len(_PLACEHOLDER.findall(text))
         return count_problem(found, "at_least", self.value, "placeholder",
                              note="in square brackets, such as [address]")
+
+    def needs_content(self) -> bool:
+        return self.value > 0
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # Brackets appear only around placeholders, and none is followed by '(' (a link).
+        inner = alphabet.where("line nonbracket", lambda c: c not in "[]\n")
+        solid = alphabet.where("nonspace nonbracket", lambda c: not c.isspace() and c not in "[]")
+        placeholder = f"\\[{inner}*{solid}{inner}*\\]"
+        plain = alphabet.but("[]")
+        after = alphabet.but("[](")
+        item = f"{placeholder}(?:{after}{plain}*)?"
+        return [patterns.token(f"{plain}*{patterns.counted(item, 'at_least', self.value)}")]
 
     def describe(self) -> str:
         return (f"Include at least {quantity(self.value, 'placeholder')} in square brackets, "
@@ -145,6 +242,14 @@ class Title(BaseConstraint):
 
     def describe(self) -> str:
         return "Include a title wrapped in double angular brackets, such as <<poem of joy>>."
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        inner = alphabet.where("line nonangle", lambda c: c not in "<>\n")
+        solid = alphabet.where("nonspace nonangle", lambda c: not c.isspace() and c not in "<>")
+        title = f"<<{inner}*{solid}{inner}*>>"
+        # First choice: the title opens the response, as titles do; else anywhere.
+        return [patterns.token(f"{alphabet.space}*{title}{alphabet.text()}"),
+                patterns.token(patterns.contains(alphabet, title))]
 
 
 class StartsWith(BaseConstraint):
@@ -165,6 +270,10 @@ class StartsWith(BaseConstraint):
 
     def describe(self) -> str:
         return f"Start your response with the exact phrase {quoted(self.phrase)}."
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        return [patterns.token(f"{alphabet.space}*{patterns.literal(self.phrase)}"
+                               f"{_end_of_word(alphabet, self.phrase)}")]
 
 
 class EndsWith(BaseConstraint):
@@ -189,6 +298,13 @@ class EndsWith(BaseConstraint):
         return (f"End your response with the exact phrase {quoted(self.phrase)}, with no other "
                 "words after it.")
 
+    def needs_content(self) -> bool:
+        return True
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        return [patterns.token(f"{_start_of_word(alphabet, self.phrase)}"
+                               f"{patterns.literal(self.phrase)}{alphabet.space}*")]
+
 
 class Quotation(BaseConstraint):
     type: Literal["quotation"] = "quotation"
@@ -207,6 +323,10 @@ class Quotation(BaseConstraint):
     def describe(self) -> str:
         return 'Wrap your entire response in double quotation marks, like "...".'
 
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        space = alphabet.space
+        return [patterns.token(f'{space}*"{alphabet.text()}"{space}*')]
+
 
 class NoCommas(BaseConstraint):
     type: Literal["no_commas"] = "no_commas"
@@ -220,6 +340,9 @@ class NoCommas(BaseConstraint):
 
     def describe(self) -> str:
         return "Do not use any commas in your response."
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        return [patterns.token(f"{alphabet.but(COMMAS)}*")]
 
 
 class JsonFormat(BaseConstraint):
@@ -259,6 +382,16 @@ class Postscript(BaseConstraint):
         return (f"No postscript found - end with a line starting with {quoted(self.marker)} "
                 "followed by a short note.")
 
+    def needs_content(self) -> bool:
+        return True
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        line = alphabet.line_char
+        note = (f"[ \\t]*{patterns.literal(self.marker)}[ \\t]+{line}*{alphabet.word}{line}*")
+        # First choice: the postscript ends the response, as postscripts do; else anywhere.
+        return [patterns.token(f"(?:{alphabet.text()}\\n)?{note}{alphabet.space}*"),
+                patterns.token(f"(?:{alphabet.text()}\\n)?{note}(?:\\n{alphabet.text()})?")]
+
     def describe(self) -> str:
         return (f"At the end of your response, add a postscript: a line starting with "
                 f"{quoted(self.marker)} followed by a short note.")
@@ -285,6 +418,19 @@ class TwoResponses(BaseConstraint):
             return "The two responses are identical - make them different from each other."
         return ""
 
+    def needs_content(self) -> bool:
+        return True
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # The separator line once, a non-blank response on each side. That the two differ
+        # is left to the checker: no regular language says it.
+        anything, solid = alphabet.text(), alphabet.nonspace
+        divider = f"{alphabet.line_space}*{patterns.literal(self.separator)}{alphabet.line_space}*"
+        part = f"{anything}{solid}{anything}"
+        twice = f"(?:{anything}\\n)?{divider}\\n(?:{anything}\\n)?{divider}(?:\\n{anything})?"
+        both = patterns.token(f"{part}\\n{divider}\\n{part}")
+        return [f"{both} & {patterns.complement(twice)}"]
+
     def describe(self) -> str:
         return (f"Give two different responses, with a line containing only {self.separator} "
                 "between them.")
@@ -309,6 +455,10 @@ class RepeatRequest(BaseConstraint):
             where = f"word {index + 1} is {quoted(said[index])} instead of {quoted(asked[index])}"
         return (f"The response must begin by repeating the request word for word, but {where} "
                 f"- start with {quoted(self.request)}, then answer.")
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        return [patterns.token(f"{alphabet.space}*{alphabet.folded(self.request)}"
+                               f"{_end_of_word(alphabet, self.request)}")]
 
     def describe(self) -> str:
         return (f"First repeat the request {quoted(self.request)} word for word without change, "
@@ -352,4 +502,22 @@ class ConstrainedResponse(BaseConstraint):
     def describe(self) -> str:
         return (f"Answer with exactly one of the options {listing(self.options, 'or')}, "
                 "word for word.")
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        space = alphabet.space
+        exact = "|".join(patterns.literal(option)
+                         for option in sorted(self.options, key=len, reverse=True))
+        only_an_option = patterns.token(f"{space}*(?:{exact}){space}*")
+        folded = [normalize(option) for option in self.options]
+        if any(a != b and a in b for a in folded for b in folded):
+            return [only_an_option]  # one option inside another: the exact answer only
+        # First choice: an option, then any explanation that names no other option.
+        choices = []
+        for option in self.options:
+            others = [patterns.complement(patterns.occurrences(alphabet, other, 1, strict=False))
+                      for other in self.options if other != option]
+            opening = patterns.token(f"{space}*{patterns.literal(option)}"
+                                     f"{_end_of_word(alphabet, option)}")
+            choices.append("(" + " & ".join([opening, *others]) + ")")
+        return [" | ".join(choices), only_an_option]
 

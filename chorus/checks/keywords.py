@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from chorus.checks import patterns
 from chorus.checks.base import (
     BaseConstraint,
     Relation,
@@ -42,6 +43,13 @@ class IncludeKeywords(BaseConstraint):
         noun = "keyword" if len(self.keywords) == 1 else "keywords"
         return f"Include the {noun} {listing(self.keywords)} in the response."
 
+    def needs_content(self) -> bool:
+        return True
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        return [" & ".join(patterns.token(patterns.occurrences(alphabet, keyword, 1, strict=True))
+                           for keyword in self.keywords)]
+
 
 class ForbiddenWords(BaseConstraint):
     type: Literal["forbidden_words"] = "forbidden_words"
@@ -55,6 +63,12 @@ class ForbiddenWords(BaseConstraint):
     def describe(self) -> str:
         noun = "word" if len(self.words) == 1 else "words"
         return f"Do not use the {noun} {listing(self.words, 'or')} anywhere in the response."
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # One complement per word: an alternation under one complement compiles 40x slower.
+        return [" & ".join(patterns.complement(patterns.occurrences(alphabet, word, 1,
+                                                                     strict=False))
+                           for word in self.words)]
 
 
 class KeywordFrequency(BaseConstraint):
@@ -72,6 +86,19 @@ class KeywordFrequency(BaseConstraint):
     def describe(self) -> str:
         return (f"Use the word {quoted(self.keyword)} "
                 f"{relation_text(self.relation, self.value, 'time')}.")
+
+    def needs_content(self) -> bool:
+        return self.relation != "at_most" and self.value > 0
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        parts = []
+        if self.relation != "at_most" and self.value:
+            parts.append(patterns.token(patterns.occurrences(alphabet, self.keyword, self.value,
+                                                             strict=True)))
+        if self.relation != "at_least":
+            parts.append(patterns.complement(patterns.occurrences(
+                alphabet, self.keyword, self.value + 1, strict=False)))
+        return [" & ".join(parts) or patterns.token(alphabet.text())]
 
 
 class LetterFrequency(BaseConstraint):
@@ -92,6 +119,18 @@ class LetterFrequency(BaseConstraint):
         return count_problem(count, self.relation, self.value, "occurrence",
                              head=f"The letter {quoted(self.letter)} appears {times(count)}",
                              cut="remove")
+
+    def needs_content(self) -> bool:
+        return self.relation != "at_most" and self.value > 0
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # The checker counts in text.lower(): a character counts as often as its lowercase
+        # form holds the letter ("İ" lowers to "i" and a dot). Twice or more is never written.
+        letter = self.letter.lower()
+        hits = alphabet.where(f"lowers to one {letter!r}", lambda c: c.lower().count(letter) == 1)
+        rest = alphabet.where(f"lowers to no {letter!r}", lambda c: letter not in c.lower())
+        return [patterns.token(patterns.counted(f"{rest}*{hits}", self.relation, self.value)
+                               + f"{rest}*")]
 
     def describe(self) -> str:
         return (f"Use the letter {quoted(self.letter)} "

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from chorus.checks import patterns
 from chorus.checks.base import (
     BaseConstraint,
     Relation,
@@ -21,6 +22,62 @@ from chorus.checks.base import (
 )
 
 _BLANK_LINE = "paragraphs are separated by a blank line"
+# Non-word characters before the first word and after the last one: a few, so that a
+# response at its word limit cannot go on in punctuation and blank lines. Likewise a word is
+# at most a few pieces of at most 24 characters: at its limit Qwen 0.5B otherwise ran one
+# "word" on and on ("leafs'_and_its_outer_leafs_which_are...").
+_EDGE = 12
+_PIECE = 24
+
+
+def _word_pattern(alphabet: patterns.Alphabet) -> tuple[str, str]:
+    """A word as `base.WORD` reads it (bounded, see _PIECE), and what separates two words:
+    one non-word character that is not ' ’ - (those join "don't"), or several."""
+    word, nonword = alphabet.word, alphabet.nonword
+    joiners = patterns.literal(patterns.JOINERS)
+    single = alphabet.where("nonword nonjoiner",
+                            lambda c: not patterns.is_word(c) and c not in patterns.JOINERS)
+    piece = f"{word}{{1,{_PIECE}}}"
+    return f"{piece}(?:[{joiners}]{piece}){{0,3}}", f"(?:{single}|{nonword}{{2,}})"
+
+
+def _counted_units(unit: str, separator: str, edge: str, relation: str, value: int) -> str:
+    """`edge`, then units separated by `separator` as many as the relation says, `edge`."""
+    if relation == "at_most":
+        body = f"(?:{unit}(?:{separator}{unit}){{0,{value - 1}}})?" if value else ""
+    elif relation == "at_least":
+        body = f"{unit}(?:{separator}{unit}){{{value - 1},}}" if value else None
+    else:
+        body = f"{unit}(?:{separator}{unit}){{{value - 1}}}" if value else ""
+    if body is None:  # at least zero: anything
+        return ""
+    return f"{edge}{body}{edge}"
+
+
+def _paragraph_parts(alphabet: patterns.Alphabet) -> tuple[str, str, str]:
+    """A paragraph line, a separator line (blank or `***`) and the gap between paragraphs.
+    A paragraph line has a non-space character and does not start with `***` (stricter
+    than "is not `***`", and regular without a complement)."""
+    space, line = alphabet.line_space, alphabet.line_char
+    first = alphabet.where("nonspace nonstar", lambda c: not c.isspace() and c != "*")
+    not_star = alphabet.where("line nonstar", lambda c: c not in "*\n")
+    paragraph_line = (f"{space}*(?:{first}{line}*|\\*{{1,2}}(?:{not_star}{line}*)?)")
+    separator_line = f"{space}*(?:\\*\\*\\*{space}*)?"
+    return paragraph_line, separator_line, f"\\n(?:{separator_line}\\n)+"
+
+
+def _paragraphs(alphabet: patterns.Alphabet, relation: str, value: int,
+                nth: tuple[int, str] | None = None) -> str:
+    paragraph_line, separator_line, gap = _paragraph_parts(alphabet)
+    paragraph = f"{paragraph_line}(?:\\n{paragraph_line})*"
+    if value == 0 and relation != "at_least":
+        return f"{separator_line}(?:\\n{separator_line})*"
+    edges = (f"(?:{separator_line}\\n)*", f"(?:\\n{separator_line})*")
+    if nth is not None:  # exactly `value` paragraphs, paragraph n opening with a word
+        n, first = nth
+        units = [first if index == n else paragraph for index in range(1, value + 1)]
+        return edges[0] + gap.join(units) + edges[1]
+    return f"{edges[0]}{_counted_units(paragraph, gap, '', relation, value)}{edges[1]}"
 
 
 class WordCount(BaseConstraint):
@@ -33,6 +90,14 @@ class WordCount(BaseConstraint):
 
     def describe(self) -> str:
         return f"Answer in {relation_text(self.relation, self.value, 'word')}."
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        word, separator = _word_pattern(alphabet)
+        if self.relation == "at_least" and not self.value:
+            return [patterns.token(alphabet.text())]
+        edge = f"{alphabet.nonword}{{0,{_EDGE}}}"
+        return [patterns.token(_counted_units(word, separator, edge, self.relation,
+                                              self.value))]
 
 
 class SentenceCount(BaseConstraint):
@@ -60,6 +125,14 @@ class ParagraphCount(BaseConstraint):
         return (f"Write {relation_text(self.relation, self.value, 'paragraph')}, "
                 "separated from each other by a blank line.")
 
+    def needs_content(self) -> bool:
+        return self.relation != "at_most" and self.value > 1
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        if self.relation == "at_least" and not self.value:
+            return [patterns.token(alphabet.text())]
+        return [patterns.token(_paragraphs(alphabet, self.relation, self.value))]
+
 
 class CharacterCount(BaseConstraint):
     type: Literal["character_count"] = "character_count"
@@ -72,6 +145,22 @@ class CharacterCount(BaseConstraint):
     def describe(self) -> str:
         return (f"Answer in {relation_text(self.relation, self.value, 'character')}, "
                 "counting spaces and punctuation.")
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # The stripped response: a first and a last non-space character, anything between.
+        space, solid, anything = alphabet.space, alphabet.nonspace, alphabet.any
+        value = self.value
+        if self.relation == "at_least" and not value:
+            return [patterns.token(alphabet.text())]
+        if self.relation == "at_most":
+            middle = f"(?:{solid}(?:{anything}{{0,{value - 2}}}{solid})?)?" if value >= 2 else (
+                f"{solid}?" if value else "")
+        elif self.relation == "at_least":
+            middle = f"{solid}(?:{anything}{{{max(value - 2, 0)},}}{solid})" + (
+                "?" if value == 1 else "")
+        else:
+            middle = {0: "", 1: solid}.get(value, f"{solid}{anything}{{{value - 2}}}{solid}")
+        return [patterns.token(f"{space}*{middle}{space}*")]
 
 
 class NthParagraphFirstWord(BaseConstraint):
@@ -110,6 +199,22 @@ class NthParagraphFirstWord(BaseConstraint):
                     f"{quoted(self.word)} - begin it with {quoted(self.word)} "
                     f"(it now reads {quoted(excerpt(found[self.n - 1]))}).")
         return " ".join(problem for problem in problems if problem)
+
+    def needs_content(self) -> bool:
+        return True
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # Paragraph n's first line: non-word characters (no '*', which could make it a
+        # `***` separator), the word in any case, then nothing that continues the word.
+        lead = alphabet.where("line nonword nonstar",
+                              lambda c: not patterns.is_word(c) and c not in "*\n")
+        after = alphabet.where("line nonword nonjoiner",
+                               lambda c: not patterns.is_word(c) and c not in "\n'’-")
+        paragraph_line, _, _ = _paragraph_parts(alphabet)
+        first = (f"{alphabet.line_space}*{lead}*{alphabet.folded(self.word)}"
+                 f"(?:{after}{alphabet.line_char}*)?(?:\\n{paragraph_line})*")
+        return [patterns.token(_paragraphs(alphabet, "exactly", self.paragraphs,
+                                           (self.n, first)))]
 
     def describe(self) -> str:
         return (f"Write exactly {quantity(self.paragraphs, 'paragraph')} separated by blank "

@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     shape.add_argument("--schema", type=Path, help="JSON Schema file the reply must satisfy")
     shape.add_argument("--choice", action="append", help="allowed reply (repeat for each)")
     shape.add_argument("--regex", help="regular expression the whole reply must match")
+    shape.add_argument("--constraints", metavar="JSON_OR_FILE",
+                       help="response constraints, a JSON list as `chorus dvr --json` reports "
+                            "them (or that record, or a file of either): those a grammar "
+                            "expresses are met by construction, all are checked")
     gen.add_argument("--adapter", help="LoRA adapter to apply: a name from `chorus adapters "
                                        "list` or a folder")
     gen.add_argument("--max-new-tokens", type=arguments.positive_int, default=256)
@@ -174,7 +178,9 @@ def _load(args, spec=None):
 
 
 def _generate(args) -> int:
-    from chorus.runtime import Regex
+    from chorus.checks import check_all
+    from chorus.checks.compiling import compile_constraints
+    from chorus.runtime import GenerationRequest, Regex
     from chorus.runtime.library import ensure_loaded
 
     model = _load(args)
@@ -185,18 +191,55 @@ def _generate(args) -> int:
         output = args.choice
     elif args.regex:
         output = Regex(args.regex)
+    constraints = _constraints(args.constraints) if args.constraints else None
+    if constraints is not None:
+        compiled = compile_constraints(constraints, needs_content=True)
+        output = compiled.output
+        for index, reason in compiled.left.items():
+            err.print(f"[dim]{constraints[index].type}: checked only ({reason})[/]",
+                      highlight=False)
     adapter = ensure_loaded(model, args.adapter) if args.adapter else None
     stream = not args.json and sys.stdout.isatty()
-    result = model.generate(
-        args.text, output=output, adapter=adapter, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, seed=args.seed, stop=args.stop,
-        on_text=(lambda piece: print(piece, end="", flush=True)) if stream else None)
+    result = model.complete(GenerationRequest(
+        messages=args.text, output=output, adapter=adapter, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, seed=args.seed, stop=args.stop),
+        on_text=(lambda piece: print(piece, end="", flush=True)) if stream else None,
+        raise_errors=constraints is None)  # with constraints the checks say what failed
+    record = result.model_dump(mode="json")
+    if constraints is not None:
+        checked = check_all(result.text, constraints)
+        record["constraints"] = [{**c.model_dump(), "passed": r.passed, "feedback": r.feedback,
+                                  "compiled": i in compiled.compiled}
+                                 for i, (c, r) in enumerate(zip(constraints, checked, strict=True))]
     if args.json:
-        print(json.dumps(result.model_dump(mode="json")))
+        print(json.dumps(record))
     else:
         print("" if stream else result.text)
         _footer(result)
+        for item in record.get("constraints", ()):
+            mark = "[green]✓[/]" if item["passed"] else "[red]✗[/]"
+            err.print(f"{mark} {item['type']} {shown(item['feedback'])}", highlight=False)
     return 0
+
+
+def _constraints(value: str) -> list:
+    """Constraints from inline JSON or a file: a list, or a record with "constraints"."""
+    from chorus.checks import parse_constraint
+
+    text = value.strip()
+    if text.startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ChorusError(f"--constraints is not valid JSON: {error}") from error
+    else:
+        data = read_json(Path(value), "constraints")
+    if isinstance(data, dict) and "constraints" in data:
+        data = data["constraints"]
+    if not isinstance(data, list):
+        raise ChorusError("--constraints must be a JSON list of constraints such as "
+                          '[{"type": "lowercase"}], or a `chorus dvr --json` record')
+    return [parse_constraint(item) for item in data]
 
 
 def _footer(result) -> None:

@@ -53,7 +53,8 @@ def build_agent(spec: GraphSpec, name: str, tools: ToolRegistry) -> Agent:
     """Agent `name` of the spec, as its role builds it with the spec's options."""
     agent = spec.agents[name]
     options = AgentOptions(adapter=agent.adapter, tools=tools, max_calls=agent.max_calls,
-                           max_new_tokens=agent.max_new_tokens)
+                           max_new_tokens=agent.max_new_tokens,
+                           constraints=tuple(agent.constraints or ()))
     try:
         return spec.role(agent.role).agent(options)
     except ChorusError as error:

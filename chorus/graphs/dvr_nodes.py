@@ -17,10 +17,12 @@ from chorus.agents import Step, answer_step, thought_step
 from chorus.agents.dividing import Division, divide
 from chorus.agents.dvr import DivideVerifyRefine, DvrOutcome, answer_request
 from chorus.checks import parse_constraint
+from chorus.checks.compiling import CompiledConstraints
 from chorus.errors import GraphSpecError
 from chorus.graphs.context import GraphContext, RunScope, trace_step
 from chorus.graphs.spec import AgentSpec, GraphSpec, NodeSpec
 from chorus.graphs.state import RunState
+from chorus.runtime import Lark
 
 
 def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
@@ -53,8 +55,10 @@ def _divider(name: str, agent: AgentSpec, context: GraphContext):
         trace_step(context, runtime, name, "agent", constraints, agent=name,
                    adapter=agent.adapter)
         listed = "; ".join(c.describe() for c in division.constraints) or "none found"
+        compiled = _loop(context, agent).compile(division.constraints)
         return {"visits": {name: 1}, "outputs": {name: constraints},
-                "dvr": {"constraints": constraints},
+                "dvr": {"constraints": constraints, "grammar": compiled.grammar,
+                        "compiled": list(compiled.compiled)},
                 "trajectory": [thought_step(f"Constraints: {listed}").model_dump()]}
 
     return run
@@ -62,12 +66,15 @@ def _divider(name: str, agent: AgentSpec, context: GraphContext):
 
 def _writer(name: str, agent: AgentSpec, context: GraphContext):
     def run(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
-        request = answer_request(state["task"])
+        grammar = (state.get("dvr") or {}).get("grammar")
+        request = answer_request(state["task"], output=Lark(grammar) if grammar else None)
         if agent.adapter or agent.max_new_tokens:
             request = request.model_copy(update={
                 "adapter": agent.adapter,
                 "max_new_tokens": agent.max_new_tokens or request.max_new_tokens})
-        generation = context.model.complete(request)
+        generation = context.model.complete(request, raise_errors=False)
+        if generation.error:  # see DivideVerifyRefine.generate
+            generation = context.model.complete(request.model_copy(update={"output": None}))
         return _answered(name, agent, context, runtime, generation)
 
     return run
@@ -105,7 +112,10 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
                 loop.observe(outcome, state.get("answer", ""))
         else:  # the first answer
             constraints = [parse_constraint(c) for c in progress.get("constraints", [])]
-            outcome = loop.start(Division(state["task"], constraints), state.get("answer", ""))
+            compiled = CompiledConstraints(grammar=progress.get("grammar"),
+                                           compiled=tuple(progress.get("compiled", ())))
+            outcome = loop.start(Division(state["task"], constraints), state.get("answer", ""),
+                                 compiled)
         failing = outcome.failing()
         feedback = " ".join(outcome.best.results[i].feedback for i in failing)
         if outcome.conflicts:

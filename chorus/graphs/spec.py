@@ -20,11 +20,13 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from chorus.agents.roles import Role, get_role, role_names
-from chorus.errors import ChorusError, GraphSpecError
+from chorus.checks import parse_constraint
+from chorus.errors import ChorusError, ConstraintSpecError, GraphSpecError
 from chorus.graphs.yaml_lines import Location, line_of, load_yaml
 
 START, END = "START", "END"
@@ -48,6 +50,28 @@ class AgentSpec(_Strict):
         None, description="divider: read constraints by rules (default), the model, or both")
     examples: int | None = Field(None, ge=0, le=8,
                                  description="refiner: past refinements retrieved as examples")
+    constraints: list[dict[str, Any]] | None = Field(
+        None, description="summarizer: format constraints on the answer, as `chorus dvr "
+                          "--json` lists them ({type, ...}); those a grammar expresses are "
+                          "met by construction")
+
+    @field_validator("constraints")
+    @classmethod
+    def _known_constraints(cls, constraints: list[dict[str, Any]] | None):
+        try:
+            for constraint in constraints or ():
+                parse_constraint(constraint)
+        except ConstraintSpecError as error:
+            raise ValueError(str(error)) from error
+        return constraints
+
+    @model_validator(mode="after")
+    def _constraints_on_answers(self) -> AgentSpec:
+        if self.constraints and self.role != "summarizer":
+            raise ValueError(f"`constraints` shape a summarizer's answer; role '{self.role}' "
+                             "writes no answer (for DVR graphs the divider reads them from "
+                             "the task)")
+        return self
 
 
 class ToolSpec(_Strict):

@@ -12,21 +12,21 @@ if TYPE_CHECKING:
     from chorus.runtime.backend import AdapterHost, Backend
     from chorus.runtime.loading import choose_dtype, load_model
     from chorus.runtime.model import Model, TextStream
-    from chorus.runtime.outputs import Choice, JsonSchema, OutputType, Regex, as_output
+    from chorus.runtime.outputs import Choice, JsonSchema, Lark, OutputType, Regex, as_output
     from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult
 
 _WHERE = {
     "AdapterRegistry": "adapters", "AdapterHost": "backend", "Backend": "backend",
     "choose_dtype": "loading", "load_model": "loading", "Model": "model",
     "TextStream": "model", "Choice": "outputs", "JsonSchema": "outputs",
-    "OutputType": "outputs", "Regex": "outputs", "as_output": "outputs",
+    "Lark": "outputs", "OutputType": "outputs", "Regex": "outputs", "as_output": "outputs",
     "AdapterInfo": "types", "GenerationRequest": "types", "GenerationResult": "types",
 }
 
 __all__ = [
     "AdapterHost", "AdapterInfo", "AdapterRegistry", "Backend", "Choice", "GenerationRequest",
-    "GenerationResult", "JsonSchema", "Model", "OutputType", "Regex", "TextStream", "as_output",
-    "choose_dtype", "load_model",
+    "GenerationResult", "JsonSchema", "Lark", "Model", "OutputType", "Regex", "TextStream",
+    "as_output", "choose_dtype", "load_model",
 ]
 
 

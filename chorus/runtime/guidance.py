@@ -8,6 +8,7 @@ So masks are computed into numpy arrays here, and each backend applies them to i
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,6 +17,18 @@ import numpy as np
 
 from chorus.errors import UnsupportedSchemaError
 from chorus.runtime.outputs import OutputType
+
+# Fuel for llguidance's check that a token can still match (50k units a millisecond). The
+# default, 1M, runs out on intersections of counted constraints ("at most 80 words" and no
+# commas and a P.S.); every grammar here gets the same limits, so one that passes
+# `grammar_problem` also starts under the model's tokenizer.
+LEXER_FUEL = 5_000_000
+
+
+def parser_limits():
+    import llguidance
+
+    return llguidance.LLParserLimits(initial_lexer_fuel=LEXER_FUEL)
 
 
 class GrammarCache:
@@ -45,13 +58,14 @@ class GrammarCache:
             if pristine is None:
                 grammar = output.grammar()
                 is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
-                    grammar, self.llg_tokenizer)
+                    grammar, self.llg_tokenizer, limits=parser_limits())
                 if is_error:
                     raise UnsupportedSchemaError(
                         f"Constrained decoding cannot enforce this {type(output).__name__}: "
                         f"{'; '.join(messages)}"
                     )
-                pristine = llguidance.LLMatcher(self.llg_tokenizer, grammar)
+                pristine = llguidance.LLMatcher(self.llg_tokenizer, grammar,
+                                                limits=parser_limits())
                 if pristine.is_error():
                     raise UnsupportedSchemaError(
                         f"Constrained decoding cannot enforce this {type(output).__name__}: "
@@ -73,3 +87,54 @@ def allowed_tokens(matcher, vocab_size: int, bitmask: np.ndarray) -> np.ndarray:
     `bitmask` is scratch space of (vocab_size + 31) // 32 int32 words."""
     matcher.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
     return np.unpackbits(bitmask.view(np.uint8), bitorder="little")[:vocab_size].astype(bool)
+
+
+class _Bytes:
+    """A vocabulary of the 256 bytes and an end token: matching text against a grammar needs
+    no model (`grammar_problem`, `accepts`)."""
+
+    eos_token_id = 256
+    bos_token_id = None
+    tokens = [bytes([value]) for value in range(256)] + [b"\xff<eos>"]
+    special_token_ids = [256]
+
+    def __call__(self, text: str | bytes) -> list[int]:
+        return list(text.encode() if isinstance(text, str) else text)
+
+
+@functools.cache
+def byte_tokenizer():
+    import llguidance
+
+    return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Bytes()))
+
+
+def grammar_problem(grammar: str) -> str | None:
+    """Why no text can be generated under `grammar` (invalid, empty, or too complex for the
+    lexer's budget), or None. The first mask is where llguidance finds out."""
+    import llguidance
+
+    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
+        grammar, byte_tokenizer(), limits=parser_limits())
+    if is_error:
+        return _first_line(messages[0])
+    matcher = llguidance.LLMatcher(byte_tokenizer(), grammar, log_level=0,
+                                   limits=parser_limits())
+    bitmask = np.zeros(9, dtype=np.int32)
+    matcher.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
+    return _first_line(matcher.get_error()) if matcher.is_error() else None
+
+
+def accepts(grammar: str, text: str) -> bool:
+    """Whether `grammar` matches all of `text`."""
+    import llguidance
+
+    matcher = llguidance.LLMatcher(byte_tokenizer(), grammar, log_level=0,
+                                   limits=parser_limits())
+    return matcher.consume_tokens(list(text.encode())) and matcher.is_accepting()
+
+
+def _first_line(message: str) -> str:
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    # llguidance's name for a first mask that allows nothing: the language is empty.
+    return "no text can satisfy it" if first == "NoExtensionBias" else first

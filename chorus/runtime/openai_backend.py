@@ -28,7 +28,7 @@ from typing import Any
 
 from chorus.errors import AdapterNotFoundError, ChorusError, ModelLoadError
 from chorus.runtime.manifest import AdapterManifest
-from chorus.runtime.outputs import Choice, JsonSchema, Regex
+from chorus.runtime.outputs import Choice, JsonSchema, Lark, Regex
 from chorus.runtime.rows import repeated_line_start, truncated
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
@@ -100,6 +100,9 @@ class OpenAIBackend:
                 body["structured_outputs"] = {"regex": pattern}
                 body["guided_regex"] = pattern
             body["regex"] = pattern
+        elif isinstance(output, Lark):  # vLLM's guidance backend and chorus serve read lark
+            body["structured_outputs"] = {"grammar": output.source}
+            body["guided_grammar"] = output.source
         return body
 
     def _generate(self, row: int, request: GenerationRequest,

@@ -221,13 +221,42 @@ class Choice:
         return text
 
 
-OutputType = JsonSchema | Regex | Choice
+@dataclass(frozen=True)
+class Lark:
+    """Output must match a grammar in llguidance's lark syntax (which adds `&` and `~` to
+    token definitions: chorus compiles response constraints to such grammars)."""
+
+    source: str
+
+    def __post_init__(self) -> None:
+        from chorus.runtime.guidance import grammar_problem
+
+        problem = grammar_problem(self.source)
+        if problem:
+            raise UnsupportedSchemaError(f"Grammar cannot be used: {problem}")
+
+    @property
+    def key(self) -> str:
+        return _key("lark", self.source)
+
+    def grammar(self) -> str:
+        return self.source
+
+    def parse(self, text: str) -> str:
+        from chorus.runtime.guidance import accepts
+
+        if not accepts(self.source, text):
+            raise InvalidOutputError(f"Output does not match its grammar: {text[:200]!r}")
+        return text
+
+
+OutputType = JsonSchema | Regex | Choice | Lark
 
 
 def as_output(output: Any) -> OutputType:
     """Accept the forms users write: a JSON Schema dict, a pydantic model class, a list of
     strings or a `Literal[...]` (a choice), or an output type object."""
-    if isinstance(output, JsonSchema | Regex | Choice):
+    if isinstance(output, JsonSchema | Regex | Choice | Lark):
         return output
     if isinstance(output, dict):
         return JsonSchema(output)
@@ -239,5 +268,6 @@ def as_output(output: Any) -> OutputType:
         return Choice(tuple(str(option) for option in typing.get_args(output)))
     raise UnsupportedSchemaError(
         f"Cannot constrain output to {output!r}: use a JSON Schema dict, a pydantic model, "
-        "a list of strings, Literal[...], or chorus.runtime.Regex(pattern)"
+        "a list of strings, Literal[...], chorus.runtime.Regex(pattern) or "
+        "chorus.runtime.Lark(grammar)"
     )

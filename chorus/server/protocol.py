@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chorus.errors import ChorusError
-from chorus.runtime import Model, Regex
+from chorus.runtime import Lark, Model, Regex
 from chorus.runtime.library import available, ensure_loaded
 from chorus.runtime.types import GenerationRequest, GenerationResult
 from chorus.tools import Tool, ToolRegistry
@@ -260,6 +260,10 @@ def _output(body: dict) -> Any:
     if pattern is not None:
         return Regex(pattern) if isinstance(pattern, str) \
             else _refuse("a regex must be a string", "guided_regex")
+    grammar = structured.get("grammar", body.get("guided_grammar"))
+    if grammar is not None:
+        return Lark(grammar) if isinstance(grammar, str) \
+            else _refuse("a grammar must be a string", "guided_grammar")
     if structured.get("json") is not None:
         return structured["json"] if isinstance(structured["json"], dict) \
             else _refuse("structured_outputs.json must be a JSON Schema", "structured_outputs")

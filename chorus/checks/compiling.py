@@ -1,0 +1,90 @@
+"""Constraints compiled into one decoding grammar, so that a response meets them by
+construction; the rest are left to verify-and-refine.
+
+Each constraint offers grammars (`BaseConstraint.grammars`, most preferred first). They are
+intersected one constraint at a time, in order; an option that would leave no possible text
+(a conflict with those already in), or that llguidance cannot handle within its budget, is
+passed over for the next, and a constraint with no option that fits is left to refinement,
+with the reason. Constraints in a conflict (`find_conflicts`) are never compiled: refinement
+reports them. The grammar is never trusted blindly: the checkers still verify every response.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chorus.checks.base import BaseConstraint
+from chorus.checks.conflicts import conflicting_pairs
+from chorus.checks.patterns import Alphabet, token
+from chorus.checks.registry import parse_constraint
+from chorus.runtime.guidance import grammar_problem
+from chorus.runtime.outputs import Lark
+
+log = logging.getLogger(__name__)
+
+NOT_EXPRESSIBLE = "no grammar expresses it"
+NEEDS_CONTENT = "its grammar needs the model to write particular content"
+
+
+@dataclass(frozen=True)
+class CompiledConstraints:
+    """The grammar (None when no constraint compiled), which constraints it enforces, and
+    why each other one is left to refinement."""
+
+    grammar: str | None
+    compiled: tuple[int, ...] = ()
+    left: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0  # time spent compiling and checking
+
+    @property
+    def output(self) -> Lark | None:
+        return Lark(self.grammar) if self.grammar else None
+
+
+def grammar_of(expressions: Sequence[str], alphabet: Alphabet) -> str:
+    """The lark grammar of responses over `alphabet` matching all `expressions` (the
+    alphabet goes in explicitly: a complement alone would admit any bytes at all)."""
+    parts = [token(alphabet.text()), *(f"({e})" for e in expressions)]
+    return "start: TEXT\nTEXT: " + " & ".join(parts) + "\n"
+
+
+def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], *,
+                        needs_content: bool = False) -> CompiledConstraints:
+    """`needs_content`: also compile the constraints a model meets only by writing something
+    particular (see `BaseConstraint.needs_content`)."""
+    started = time.perf_counter()
+    parsed = [parse_constraint(constraint) for constraint in constraints]
+    in_conflict = {k for i, j, _ in conflicting_pairs(parsed) for k in (i, j)}
+    languages = tuple(sorted({c.language for c in parsed if c.type == "response_language"}))
+    alphabet = Alphabet.for_languages(languages)
+    chosen: list[str] = []
+    compiled: list[int] = []
+    left: dict[int, str] = {}
+    for index, constraint in enumerate(parsed):
+        if index in in_conflict:
+            left[index] = "in conflict with another constraint"
+            continue
+        if constraint.needs_content() and not needs_content:
+            left[index] = NEEDS_CONTENT
+            continue
+        options = constraint.grammars(alphabet)
+        if not options:
+            left[index] = NOT_EXPRESSIBLE
+            continue
+        problem = ""
+        for option in options:
+            problem = grammar_problem(grammar_of([*chosen, option], alphabet)) or ""
+            if not problem:
+                chosen.append(option)
+                compiled.append(index)
+                break
+        else:
+            left[index] = f"its grammar cannot join the others ({problem})"
+            log.info("constraint %s left to refinement: %s", constraint.type, left[index])
+    return CompiledConstraints(grammar=grammar_of(chosen, alphabet) if chosen else None,
+                               compiled=tuple(compiled), left=left,
+                               seconds=time.perf_counter() - started)
