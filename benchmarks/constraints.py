@@ -88,9 +88,10 @@ def scores(rows: list[dict], texts: list[str]) -> dict:
             for key in met}
 
 
-def run(model, rows: list[dict], construct: bool, rounds: int) -> dict:
+def run(model, rows: list[dict], construct: bool, rounds: int,
+        needs_content: bool = False) -> dict:
     loop = DivideVerifyRefine(model, max_refinements=rounds, construct=construct,
-                              temperature=0.7, candidates=2)
+                              needs_content=needs_content, temperature=0.7, candidates=2)
     marks: dict[str, float] = {}
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -136,6 +137,9 @@ def main() -> None:
     parser.add_argument("--per-count", type=int, help="first N instructions per count")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "constraints_results.json")
+    parser.add_argument("--configs", default="free,grammar",
+                        help="of free, grammar, all-grammars (also the grammars that need "
+                             "the model to write particular content)")
     args = parser.parse_args()
     rows = load(args.per_count)
     compile_s, compiled_share = [], Counter()
@@ -153,11 +157,11 @@ def main() -> None:
                             for (t, c), n in sorted(compiled_share.items())},
                "speed": decode_speed(model, rows)}
     print(json.dumps(results, indent=1), flush=True)
-    for construct in (False, True):
-        results["grammar" if construct else "free"] = run(model, rows, construct, args.rounds)
-        summary = {k: v for k, v in results["grammar" if construct else "free"].items()
-                   if k != "texts"}
-        print(json.dumps(summary, indent=1), flush=True)
+    for config in args.configs.split(","):
+        results[config] = run(model, rows, config != "free", args.rounds,
+                              needs_content=config == "all-grammars")
+        summary = {k: v for k, v in results[config].items() if k != "texts"}
+        print(config, json.dumps(summary, indent=1), flush=True)
     args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
 
 

@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from chorus.runtime.rows import RowTracker, repeated_line_start
+from chorus.runtime.rows import RowTracker, repeated_line_start, repetition_start
 from chorus.runtime.types import GenerationRequest
 
 
@@ -17,6 +17,21 @@ from chorus.runtime.types import GenerationRequest
 ])
 def test_repeated_line_start(text, expected):
     cut = repeated_line_start(text)
+    assert (None if cut is None else text[:cut]) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Dear [name], [amount] [amount] [amount] [amount] ", "Dear [name], [amount] "),
+    ("1. **1. **1. **1. **1. **", "1. **"),
+    ("so so so so so so so so so so so", "so so"),  # short pieces need 20 characters
+    ("so so so so so so", None),
+    ("ha ha ha ha", None),
+    ("-" * 40, None),  # a rule is no loop: no letter or digit
+    ("a\nb\na\n", "a\nb\n"),  # a repeated line still counts first
+    ("the cat sat on the mat", None),
+])
+def test_repetition_start(text, expected):
+    cut = repetition_start(text)
     assert (None if cut is None else text[:cut]) == expected
 
 

@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 import chorus
+from chorus.checks.compiling import compile_constraints
 from chorus.graphs import GraphRunner, resolve_graph
 from chorus.runtime import Regex
 from chorus.runtime.library import ensure_loaded
@@ -79,6 +80,8 @@ def test_answers_through_the_server_equal_local_answers(server, smol_llama):
              dict(messages="A user named Ada aged 36", output=USER, max_new_tokens=40),
              dict(messages="Is the sky blue?", output=["yes", "no"], max_new_tokens=4),
              dict(messages="Give a year.", output=Regex(r"(19|20)\d\d"), max_new_tokens=6),
+             dict(messages="Say hi.", max_new_tokens=12, output=compile_constraints(
+                 [{"type": "lowercase"}, {"type": "no_commas"}]).output),
              dict(messages="Summarize: the cat sat on the mat.", adapter="summarizer",
                   max_new_tokens=20),
              dict(messages="Weather in Oslo?", tools=[WEATHER], max_new_tokens=24),
@@ -125,6 +128,8 @@ def test_tool_calls_come_back_in_the_openai_shape(server):
       "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": 5}}}},
      400, "JSON Schema"),
     ({"messages": [{"role": "user", "content": "x"}], "guided_regex": "("}, 400, "regex"),
+    ({"messages": [{"role": "user", "content": "x"}],
+      "structured_outputs": {"grammar": "start: TEXT\nTEXT: /a+/ & /b+/\n"}}, 400, "grammar"),
     ({"messages": [{"role": "user", "content": "x"}], "tools": [{"name": 5}]}, 400, "tool"),
     ({"messages": [{"role": "user", "content": "word " * 5000}]}, 400, "context"),
 ])

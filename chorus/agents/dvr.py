@@ -186,7 +186,8 @@ class DivideVerifyRefine:
                  max_refinements: int = 4, examples: int = 2, divider: str = "rules",
                  adapter: str | None = None, temperature: float = 0.7, seed: int = 0,
                  candidates: int = 2, batch_size: int = 8, learn: bool = True,
-                 max_new_tokens: int = MAX_RESPONSE_TOKENS, construct: bool = True):
+                 max_new_tokens: int = MAX_RESPONSE_TOKENS, construct: bool = True,
+                 needs_content: bool = False):
         self.model = model
         self.repository = repository
         self.max_refinements = max_refinements
@@ -204,13 +205,14 @@ class DivideVerifyRefine:
         self.learn = learn
         self.max_new_tokens = max_new_tokens  # per answer and per refined answer
         self.construct = construct  # decode under the compiled constraints' grammar
+        self.needs_content = needs_content  # see BaseConstraint.needs_content
 
     def compile(self, constraints: Sequence[Any]) -> CompiledConstraints:
         """The grammar of the constraints that compile (none when `construct` is off)."""
         if not self.construct or not constraints:
             return CompiledConstraints(grammar=None, left={i: "not compiled"
                                                            for i in range(len(constraints))})
-        compiled = compile_constraints(constraints)
+        compiled = compile_constraints(constraints, needs_content=self.needs_content)
         for index, reason in compiled.left.items():
             log.info("%s: refined, not compiled (%s)", constraints[index].type, reason)
         return compiled

@@ -43,7 +43,9 @@ def run_dvr(args, load_model, console: Console) -> int:
                     console.print(f"  [red]✗ {result.type}[/] {shown(result.feedback)}",
                                   highlight=False)
         elif "answer" not in update and "constraints" in progress:  # the divider
-            types = ", ".join(c["type"] for c in progress["constraints"]) or "none"
+            compiled = set(progress.get("compiled", ()))
+            types = ", ".join(c["type"] + (" (by construction)" if i in compiled else "")
+                              for i, c in enumerate(progress["constraints"])) or "none"
             console.print(f"[bold cyan]{shown(node)}[/] constraints: {types}", highlight=False)
         elif "answer" in update:
             console.print(f"[bold cyan]{shown(node)}[/] [dim]{len(update['answer'].split())} "

@@ -64,7 +64,9 @@ class GrammarCache:
                         f"Constrained decoding cannot enforce this {type(output).__name__}: "
                         f"{'; '.join(messages)}"
                     )
-                pristine = llguidance.LLMatcher(self.llg_tokenizer, grammar,
+                # log_level 0: a matcher that fails mid-way says so through is_error(), which
+                # the backends report on the row; llguidance's own print would reach users.
+                pristine = llguidance.LLMatcher(self.llg_tokenizer, grammar, log_level=0,
                                                 limits=parser_limits())
                 if pristine.is_error():
                     raise UnsupportedSchemaError(

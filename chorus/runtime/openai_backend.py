@@ -29,7 +29,7 @@ from typing import Any
 from chorus.errors import AdapterNotFoundError, ChorusError, ModelLoadError
 from chorus.runtime.manifest import AdapterManifest
 from chorus.runtime.outputs import Choice, JsonSchema, Lark, Regex
-from chorus.runtime.rows import repeated_line_start, truncated
+from chorus.runtime.rows import repetition_start, truncated
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -134,12 +134,12 @@ class OpenAIBackend:
             new_tokens=usage.get("completion_tokens", 0),
             latency_s=time.perf_counter() - started, adapter=request.adapter)
         if request.output is not None:
+            # Cut short by the budget, the text still counts where it is complete (a grammar
+            # such as "lowercase" accepts any prefix), as the local backends judge it.
             try:
-                if reason == "length":
-                    raise truncated(request, text)
                 result.value = request.output.parse(text)
             except ChorusError as error:
-                result.fail(error)
+                result.fail(truncated(request, text) if reason == "length" else error)
         return result
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -233,11 +233,10 @@ def _message(error: urllib.error.HTTPError) -> str:
 
 
 def _cut_at_repeated_line(text: str) -> tuple[str, bool]:
-    """The text before the first line that repeats an earlier one (as the local backends
-    stop), and whether one did."""
-    for end, character in enumerate(text):
-        if character == "\n":
-            cut = repeated_line_start(text[:end + 1])
-            if cut is not None:
-                return text[:cut].rstrip(), True
+    """The text before the first repetition (as the local backends stop: they check after
+    every token, here after every character), and whether there was one."""
+    for end in range(1, len(text) + 1):
+        cut = repetition_start(text[:end])
+        if cut is not None:
+            return text[:cut].rstrip(), True
     return text, False

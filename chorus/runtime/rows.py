@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chorus.errors import ChorusError, OutputTruncatedError
+from chorus.errors import ChorusError, InvalidOutputError, OutputTruncatedError
 from chorus.runtime.types import FinishReason, GenerationRequest, GenerationResult, TextCallback
 
 
@@ -24,6 +24,34 @@ def repeated_line_start(text: str) -> int | None:
     if not last or last not in (line.strip() for line in lines[:-1]):
         return None
     return end - len(lines[-1])
+
+
+# A phrase looping inside a line ("[amount] [amount] [amount] ...", "1. **1. **1. **"): at
+# least 4 back-to-back copies of a piece of 2-40 characters holding a letter or digit, 20
+# characters or more in all ("ha ha ha ha" and "--------" are left alone).
+_LOOP_COPIES, _LOOP_CHARS, _LOOP_PERIOD = 4, 20, 40
+
+
+def looping_start(text: str) -> int | None:
+    """Where the text should end if it ends in a looping phrase: after the loop's first copy."""
+    for period in range(2, _LOOP_PERIOD + 1):
+        unit = text[-period:]
+        copies = max(_LOOP_COPIES, -(-_LOOP_CHARS // period))
+        if len(text) < period * copies or not any(c.isalnum() for c in unit):
+            continue
+        if text.endswith(unit * copies):
+            start = len(text) - period * copies
+            while start >= period and text[start - period:start] == unit:
+                start -= period
+            return start + period
+    return None
+
+
+def repetition_start(text: str) -> int | None:
+    """Where a small model's loop begins: a line repeating an earlier one, or a phrase
+    repeating itself (`stop_on_repeated_line` ends the reply there)."""
+    line = repeated_line_start(text)
+    return line if line is not None else looping_start(text)
 
 
 def truncated(request: GenerationRequest, text: str) -> OutputTruncatedError:
@@ -61,6 +89,9 @@ class RowTracker:
         matcher = self.matchers[row]
         if matcher is not None:
             matcher.consume_token(token)
+            if matcher.is_error():  # llguidance gave up (its lexer's limits): no use going on
+                self._finish(row, "stop")
+                return
         text = self.decode(self.token_ids[row])
         self.texts[row] = text
         for stop in self.stops[row]:
@@ -70,7 +101,7 @@ class RowTracker:
                 self._finish(row, "stop_string")
                 return
         if self.stop_on_repeat[row]:
-            cut = repeated_line_start(text)
+            cut = repetition_start(text)
             if cut is not None:
                 self.texts[row] = text[:cut].rstrip()
                 self._finish(row, "repetition")
@@ -115,6 +146,9 @@ class RowTracker:
         if request.output is None:
             return result
         try:
+            if self.matchers[row].is_error():
+                reason = (self.matchers[row].get_error().splitlines() or ["no reason"])[0]
+                raise InvalidOutputError(f"Constrained decoding stopped: {reason}")
             if not self.matchers[row].is_accepting():
                 raise truncated(request, text)
             result.value = request.output.parse(text)
