@@ -59,9 +59,7 @@ def _end_of_word(alphabet: patterns.Alphabet, phrase: str) -> str:
     neither a word character nor ' ’ -; after a phrase ending in punctuation, anything."""
     if not patterns.is_word(phrase[-1]):
         return alphabet.text()
-    edge = alphabet.where("nonword nonjoiner",
-                          lambda c: not patterns.is_word(c) and c not in patterns.JOINERS)
-    return f"(?:{edge}{alphabet.text()})?"
+    return f"(?:{alphabet.word_end}{alphabet.text()})?"
 
 
 def _start_of_word(alphabet: patterns.Alphabet, phrase: str) -> str:

@@ -35,8 +35,7 @@ def _word_pattern(alphabet: patterns.Alphabet) -> tuple[str, str]:
     one non-word character that is not ' ’ - (those join "don't"), or several."""
     word, nonword = alphabet.word, alphabet.nonword
     joiners = patterns.literal(patterns.JOINERS)
-    single = alphabet.where("nonword nonjoiner",
-                            lambda c: not patterns.is_word(c) and c not in patterns.JOINERS)
+    single = alphabet.word_end
     piece = f"{word}{{1,{_PIECE}}}"
     return f"{piece}(?:[{joiners}]{piece}){{0,3}}", f"(?:{single}|{nonword}{{2,}})"
 

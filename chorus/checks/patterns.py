@@ -83,6 +83,11 @@ class Alphabet:
         return self.where("nonword", lambda c: not is_word(c))
 
     @property
+    def word_end(self) -> str:
+        """A non-word character that cannot join two words (' ’ - can: "don't")."""
+        return self.where("word end", lambda c: not is_word(c) and c not in JOINERS)
+
+    @property
     def space(self) -> str:
         return self.where("space", str.isspace)
 
@@ -179,8 +184,7 @@ def occurrences(alphabet: Alphabet, phrase: str, count: int, *, strict: bool) ->
     fewer than `count`.
     """
     anything = alphabet.text()
-    edge = (alphabet.where("nonword nonjoiner", lambda c: not is_word(c) and c not in JOINERS)
-            if strict else alphabet.nonword)
+    edge = alphabet.word_end if strict else alphabet.nonword
     found = alphabet.phrase(phrase)
     between = f"(?:{edge}(?:{anything}{edge})?{found})"
     return f"(?:{anything}{edge})?{found}{between}{{{count - 1}}}(?:{edge}{anything})?"

@@ -150,6 +150,10 @@ class RowTracker:
                 reason = (self.matchers[row].get_error().splitlines() or ["no reason"])[0]
                 raise InvalidOutputError(f"Constrained decoding stopped: {reason}")
             if not self.matchers[row].is_accepting():
+                if self.reasons[row] != "length":  # a stop string or a loop cut it short
+                    raise InvalidOutputError(
+                        f"Constrained output ended ({self.reasons[row]}) before its grammar "
+                        f"was complete: {text[:200]!r}")
                 raise truncated(request, text)
             result.value = request.output.parse(text)
         except ChorusError as error:
