@@ -163,6 +163,7 @@ def main() -> None:
                "speed": decode_speed(model, rows)}
     print(json.dumps(results, indent=1), flush=True)
     if args.speed_only:
+        args.out.write_text(json.dumps(results, indent=1))
         return
     for config in args.configs.split(","):
         results[config] = run(model, rows, config != "free", args.rounds,

@@ -226,7 +226,8 @@ def summarizer(adapter: str | None = None, constraints: Sequence[Any] = ()) -> A
         return Agent.from_template("summarizer", adapter=adapter, max_new_tokens=160,
                                    stop_on_repeated_line=True)
     parsed = [parse_constraint(constraint) for constraint in constraints]
-    stated = "\n".join(f"- {constraint.describe()}" for constraint in parsed)
+    # "$" doubled: the instructions are a template, and a keyword may be "$5".
+    stated = "\n".join(f"- {constraint.describe()}".replace("$", "$$") for constraint in parsed)
     instructions = Template(f"{load_template('summarizer').template}\n\nThe answer must also "
                             f"meet these requirements:\n{stated}")
     return Agent("summarizer", instructions, adapter=adapter, max_new_tokens=256,
