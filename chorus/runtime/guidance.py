@@ -129,11 +129,20 @@ def grammar_problem(grammar: str) -> str | None:
 
 def accepts(grammar: str, text: str) -> bool:
     """Whether `grammar` matches all of `text`."""
+    with _BYTE_MATCHERS_LOCK:
+        matcher = _byte_matcher(grammar).deep_copy()
+    return matcher.consume_tokens(list(text.encode())) and matcher.is_accepting()
+
+
+_BYTE_MATCHERS_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=64)
+def _byte_matcher(grammar: str):
+    """A pristine matcher per grammar: building one is most of the cost of `accepts`."""
     import llguidance
 
-    matcher = llguidance.LLMatcher(byte_tokenizer(), grammar, log_level=0,
-                                   limits=parser_limits())
-    return matcher.consume_tokens(list(text.encode())) and matcher.is_accepting()
+    return llguidance.LLMatcher(byte_tokenizer(), grammar, log_level=0, limits=parser_limits())
 
 
 def _first_line(message: str) -> str:
