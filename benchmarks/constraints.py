@@ -24,6 +24,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from dvr import load, sample  # the DVR benchmark's data and sampling, the same split
+
 from chorus.agents.dividing import divide
 from chorus.agents.dvr import DivideVerifyRefine
 from chorus.checks import check_all
@@ -37,17 +39,6 @@ write give make use using include includes including answer response explain des
 brief note words word sentences sentence paragraph paragraphs least most exactly only no not
 without each every one two three four five six seven eight nine ten under over more fewer end
 start title p.s. bullet points markdown lowercase letters capital json format""".split())
-
-
-def load(per_count: int | None) -> list[dict]:
-    rows = [json.loads(line) for line in open(HERE / "data" / "dvr_eval.jsonl") if line.strip()]
-    if per_count is None:
-        return rows
-    kept: dict[int, list] = defaultdict(list)
-    for row in rows:
-        if len(kept[len(row["constraints"])]) < per_count:
-            kept[len(row["constraints"])].append(row)
-    return [row for count in sorted(kept) for row in kept[count]]
 
 
 def topic_words(instruction: str) -> set[str]:
@@ -146,7 +137,7 @@ def main() -> None:
                         help="of free, grammar, all-grammars (also the grammars that need "
                              "the model to write particular content)")
     args = parser.parse_args()
-    rows = load(args.per_count)
+    rows = sample(load("dvr_eval.jsonl"), args.per_count)
     compile_s, compiled_share = [], Counter()
     for row in rows:
         compiled = compile_constraints(row["constraints"])

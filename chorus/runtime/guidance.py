@@ -111,20 +111,22 @@ def byte_tokenizer():
     return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Bytes()))
 
 
+@functools.lru_cache(maxsize=256)
 def grammar_problem(grammar: str) -> str | None:
     """Why no text can be generated under `grammar` (invalid, empty, or too complex for the
-    lexer's budget), or None. The first mask is where llguidance finds out."""
+    lexer's budget), or None. The first mask is where llguidance finds out. Cached: the
+    compiler checks the grammar it returns, and each `Lark` of it checks it again."""
     import llguidance
 
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
         grammar, byte_tokenizer(), limits=parser_limits())
     if is_error:
         return _first_line(messages[0])
-    matcher = llguidance.LLMatcher(byte_tokenizer(), grammar, log_level=0,
-                                   limits=parser_limits())
+    with _BYTE_MATCHERS_LOCK:
+        matcher = _byte_matcher(grammar).deep_copy()
     bitmask = np.zeros(9, dtype=np.int32)
     matcher.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
-    return _first_line(matcher.get_error()) if matcher.is_error() else None
+    return matcher_error(matcher) or None
 
 
 def accepts(grammar: str, text: str) -> bool:
@@ -143,6 +145,11 @@ def _byte_matcher(grammar: str):
     import llguidance
 
     return llguidance.LLMatcher(byte_tokenizer(), grammar, log_level=0, limits=parser_limits())
+
+
+def matcher_error(matcher) -> str:
+    """The first line of a failed matcher's error ("" while it has none)."""
+    return _first_line(matcher.get_error()) if matcher.is_error() else ""
 
 
 def _first_line(message: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chorus.errors import ChorusError, InvalidOutputError, OutputTruncatedError
+from chorus.runtime.guidance import matcher_error
 from chorus.runtime.types import FinishReason, GenerationRequest, GenerationResult, TextCallback
 
 
@@ -146,8 +147,8 @@ class RowTracker:
         if request.output is None:
             return result
         try:
-            if self.matchers[row].is_error():
-                reason = (self.matchers[row].get_error().splitlines() or ["no reason"])[0]
+            reason = matcher_error(self.matchers[row])
+            if reason:
                 raise InvalidOutputError(f"Constrained decoding stopped: {reason}")
             if not self.matchers[row].is_accepting():
                 if self.reasons[row] != "length":  # a stop string or a loop cut it short
