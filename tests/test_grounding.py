@@ -1,6 +1,6 @@
 """Grounded arguments: optional values the request does not support are left out."""
 
-from chorus.agents.grounding import ground_calls
+from chorus.agents.grounding import adds_to, ground_calls
 from chorus.tools import Tool, ToolRegistry
 
 DEPARTURES = Tool.from_openai({
@@ -53,3 +53,18 @@ def test_identical_calls_are_made_once_and_unknown_tools_pass_through():
     call = {"name": "get_train_departures", "arguments": {"station": "Bern"}}
     other = {"name": "not_a_tool", "arguments": {"x": 1}}
     assert ground_calls([call, dict(call), other], TOOLS, "Trains from Bern") == [call, other]
+
+
+def _call(**arguments) -> dict:
+    return {"name": "get_train_departures", "arguments": arguments}
+
+
+def test_a_call_the_model_was_made_to_add_must_do_more_of_the_request():
+    request = "Departures from Amsterdam Centraal and from Utrecht Centraal, in km."
+    first = [_call(station="Amsterdam Centraal")]
+    assert adds_to(_call(station="Utrecht Centraal"), first, TOOLS, request)
+    assert not adds_to(_call(station="Amsterdam Centraal"), first, TOOLS, request)  # again
+    assert not adds_to(_call(station="Rotterdam"), first, TOOLS, request)  # not asked for
+    # an enum code or a flag is no new value: "km" would be in any text with "km" in it
+    assert not adds_to(_call(station="Amsterdam Centraal", unit="km"), first, TOOLS, request)
+    assert not adds_to({"name": "book_taxi", "arguments": {}}, first, TOOLS, request)

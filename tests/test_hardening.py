@@ -19,7 +19,6 @@ from chorus.graphs import GraphRunner, GraphSpec
 from chorus.graphs.thread_lock import ThreadBusyError
 from chorus.graphs.yaml_lines import load_yaml
 from chorus.memory import TraceStore
-from chorus.runtime.outputs import JsonSchema
 from chorus.tools import Tool, ToolRegistry, execute
 
 HOSTILE = "[/bold] [link=https://evil.example]click[/link] \x1b[31mred\x1b[0m \x07"
@@ -218,7 +217,7 @@ def test_refs_in_tool_parameters_resolve_against_the_tools_own_schema(smol_llama
         "type": "object", "required": ["label"],
         "properties": {"label": {"type": "string"}, "child": {"$ref": "#"}}}})
     registry = ToolRegistry([shipment, tree])
-    schema = JsonSchema(registry.calls_schema(min_calls=1))
+    schema = registry.calls(min_calls=1)
     nested = [{"name": "tree", "arguments": {"label": "x", "child": {"label": "y"}}}]
     assert schema.parse(json.dumps(nested)) == nested
     with pytest.raises(ChorusError):  # "#" is the tool's arguments, not the list of calls

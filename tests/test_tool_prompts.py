@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 
 from chorus.agents import roles
-from chorus.runtime.chat_format import chat_inputs, tool_listing
+from chorus.errors import InvalidOutputError
+from chorus.runtime.chat_format import CALL_TAGS, chat_inputs, reply_output, tool_listing
+from chorus.runtime.guidance import accepts
+from chorus.runtime.outputs import JsonSchema, TaggedCalls
 from chorus.tools import Tool, ToolRegistry
 from chorus.training.dataset import encode, read_examples
 from chorus.training.evaluation import read_tools, role_request
@@ -69,3 +72,49 @@ def test_training_evaluation_and_serving_prompts_are_the_same_tokens(smol, smol_
     assert list(evaluated.tools) == example["tool_specs"]
     served = smol_llama.backend.prompt_tokens(evaluated.messages, evaluated.tools)
     assert trained.ids[:trained.target_start] == served
+
+
+# --- how calls come back ---------------------------------------------------------------
+
+CALLS = ToolRegistry([Tool.from_openai(WEATHER)]).calls(min_calls=1, max_calls=2)
+OSLO = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+ROME = {"name": "get_weather", "arguments": {"city": "Rome", "unit": "celsius"}}
+
+
+def test_a_template_that_asks_for_tool_call_tags_gets_its_calls_in_them():
+    qwen_like = "{% for tool in tools %}{{ tool }}{% endfor %} <tool_call> </tool_call>"
+    tagged = reply_output(CALLS, qwen_like, is_special=lambda text: True)
+    assert isinstance(tagged, TaggedCalls) and tagged.special
+    # other outputs, and templates without tags, keep the output as it is
+    assert reply_output(CALLS, "{{ tools }}", is_special=lambda text: True) is CALLS
+    other = JsonSchema({"type": "object"})
+    assert reply_output(other, qwen_like, is_special=lambda text: True) is other
+
+
+def test_tagged_calls_parse_to_the_same_list_as_the_json_form():
+    tagged = CALLS.tagged(*CALL_TAGS, special=False)
+    text = (f'<tool_call>\n{json.dumps(OSLO)}\n</tool_call>\n'
+            f'<tool_call>\n{json.dumps(ROME)}\n</tool_call>\n')
+    assert tagged.parse(text) == [OSLO, ROME] == CALLS.parse(json.dumps([OSLO, ROME]))
+    # the grammar (its tags as plain text here: the byte vocabulary has no special tokens)
+    # accepts what the template's example looks like, and not a bare JSON call
+    assert accepts(tagged.grammar(), text)
+    assert not accepts(tagged.grammar(), json.dumps(OSLO))
+    assert not accepts(tagged.grammar(), text * 2)  # three or four calls: over max_calls
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("", "0 calls"),
+    ('{"name": "get_weather", "arguments": {"city": "Oslo"}}', "text outside"),
+    ('Sure! <tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n'
+     '</tool_call>', "text outside"),
+    ('<tool_call>\n{"name": "get_weather", "arguments": {}}\n</tool_call>', "its schema"),
+])
+def test_tagged_calls_are_checked_like_any_output(text, problem):
+    with pytest.raises(InvalidOutputError, match=problem):
+        CALLS.tagged(*CALL_TAGS, special=True).parse(text)
+
+
+def test_special_tags_are_named_as_tokens_in_the_grammar():
+    assert '<tool_call> "\\n" %json' in CALLS.tagged(*CALL_TAGS, special=True).grammar()
+    assert '"<tool_call>" "\\n" %json' in CALLS.tagged(*CALL_TAGS, special=False).grammar()

@@ -198,8 +198,8 @@ def test_registry_lookup_suggests_close_names_and_rejects_duplicates():
         registry.add(calculator)
 
 
-def test_calls_schema_is_a_union_with_one_branch_per_tool_and_bounded_values():
-    schema = ToolRegistry([calculator, get_weather]).calls_schema(min_calls=0, max_calls=2)
+def test_calls_are_a_union_with_one_branch_per_tool_and_bounded_values():
+    schema = ToolRegistry([calculator, get_weather]).calls(min_calls=0, max_calls=2).listing.schema
     assert (schema["minItems"], schema["maxItems"]) == (0, 2)
     branches = schema["items"]["anyOf"]
     assert [b["properties"]["name"]["const"] for b in branches] == ["calculator", "get_weather"]

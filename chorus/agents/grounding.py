@@ -14,6 +14,7 @@ arrays and objects are left as the model wrote them. Identical calls are made on
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -61,6 +62,40 @@ def grounded(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
             if not _spelled_out(item, text):
                 return False
     return True
+
+
+def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegistry,
+            request: str) -> bool:
+    """Whether `call`, which the model was made to write after `earlier`, does more of
+    `request`: it is new, every value in it comes from the request, and it uses a value of
+    the request that no earlier call used. Enum codes and flags do not count as such a
+    value: "m" is in any text, and a call that only flips a flag repeats another."""
+    if call in earlier or not grounded(call, tools, request):
+        return False
+    used = {json.dumps(value) for made in earlier for value in _given_values(made, tools)}
+    return any(json.dumps(value) not in used for value in _given_values(call, tools))
+
+
+def _given_values(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
+    """The numbers and free strings of a call's arguments (inside lists and objects too)."""
+    properties = tools.get(call["name"]).parameters.get("properties", {}) \
+        if call.get("name") in tools else {}
+    found: list[Any] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+        elif isinstance(value, int | float | str) and not isinstance(value, bool):
+            found.append(value)
+
+    for name, value in call.get("arguments", {}).items():
+        if "enum" not in properties.get(name, {}):
+            collect(value)
+    return found
 
 
 def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> bool:

@@ -201,7 +201,7 @@ def caller(tools: ToolRegistry, adapter: str | None = None, *, min_calls: int = 
     grammar enforces the minimum), so every caller over the same tools shares one prompt
     state: the tools are evaluated once."""
     return Agent.from_template("caller", adapter=adapter,
-                               output=tools.calls_schema(min_calls, max_calls),
+                               output=tools.calls(min_calls, max_calls),
                                max_new_tokens=(MAX_ARGUMENT_STRING + 64) * max_calls,
                                sees_tools=True)
 

@@ -80,6 +80,12 @@ class GrammarCache:
                 self._matchers.move_to_end(output.key)
             return pristine.deep_copy()
 
+    def is_special(self, text: str) -> bool:
+        """Whether `text` is one special token of the vocabulary (a grammar names it apart:
+        its bytes alone do not produce it)."""
+        tokens = self.llg_tokenizer.tokenize_str(text, parse_special=True)
+        return len(tokens) == 1 and self.llg_tokenizer.is_special_token(tokens[0])
+
     def __contains__(self, output: OutputType) -> bool:
         return output.key in self._matchers
 

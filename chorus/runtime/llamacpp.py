@@ -31,7 +31,7 @@ import numpy as np
 
 from chorus.errors import AdapterError, ModelLoadError, check_context
 from chorus.paths import chorus_home
-from chorus.runtime.chat_format import ToolSpec, chat_inputs
+from chorus.runtime.chat_format import ToolSpec, chat_inputs, reply_output
 from chorus.runtime.gguf_lora import cached_conversion, read_peft
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.manifest import AdapterManifest, read_manifest
@@ -154,6 +154,8 @@ class LlamaCppBackend:
                   on_text: TextCallback | None) -> GenerationResult:
         tokens = self.prompt_tokens(request.messages, request.tools)
         check_context(len(tokens), request.max_new_tokens, self.n_ctx)
+        request = request.model_copy(update={"output": reply_output(
+            request.output, self._format.template, self.grammars.is_special)})
         matcher = self.grammars.matcher(request.output) if request.output else None
         tracker = RowTracker([request], matchers=[matcher], eos_ids=self.eos_ids,
                              decode=self._decode, on_text=on_text)

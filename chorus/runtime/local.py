@@ -22,7 +22,7 @@ from transformers import (
 
 from chorus.errors import ChorusError, check_context
 from chorus.runtime.adapters import AdapterRegistry
-from chorus.runtime.chat_format import render_with_tokenizer
+from chorus.runtime.chat_format import render_with_tokenizer, reply_output
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.types import GenerationRequest, GenerationResult, TextCallback
@@ -65,6 +65,9 @@ class LocalBackend:
 
     def _run(self, requests: list[GenerationRequest],
              on_text: TextCallback | None) -> list[GenerationResult]:
+        requests = [request.model_copy(update={"output": reply_output(
+            request.output, self.tokenizer.chat_template or "", self.grammars.is_special)})
+            for request in requests]
         first = requests[0]
         adapter_rows = [self.adapters.require(r.adapter) for r in requests]
         matchers = [self.grammars.matcher(r.output) if r.output else None for r in requests]

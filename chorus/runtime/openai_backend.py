@@ -28,7 +28,7 @@ from typing import Any
 
 from chorus.errors import AdapterNotFoundError, ChorusError, ModelLoadError
 from chorus.runtime.manifest import AdapterManifest
-from chorus.runtime.outputs import Choice, JsonSchema, Lark, Regex
+from chorus.runtime.outputs import Choice, JsonSchema, Lark, Regex, ToolCalls
 from chorus.runtime.rows import looping_start, repeated_line_start, truncated
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
@@ -86,6 +86,8 @@ class OpenAIBackend:
             body["tools"] = [{"type": "function", "function": spec} for spec in request.tools]
             body["tool_choice"] = "none"
         output = request.output
+        if isinstance(output, ToolCalls):  # the server's chat template shows the tools
+            output = output.listing
         if isinstance(output, JsonSchema):
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "output", "schema": output.schema, "strict": True}}

@@ -250,13 +250,100 @@ class Lark:
         return text
 
 
-OutputType = JsonSchema | Regex | Choice | Lark
+@dataclass(frozen=True)
+class ToolCalls:
+    """Output is a list of `min_calls` to `max_calls` tool calls, each valid against
+    `call_schema` (a union with a branch per tool, as `ToolRegistry.call_schema` makes it).
+
+    Its portable form is a JSON list of `{"name", "arguments"}` objects. A backend whose
+    chat template has a call syntax of its own decodes `tagged()` instead, the same calls
+    in the format the model was trained on (chorus.runtime.chat_format.reply_output)."""
+
+    call_schema: dict[str, Any]
+    min_calls: int = 0
+    max_calls: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_calls <= self.max_calls or self.max_calls < 1:
+            raise UnsupportedSchemaError(f"Calls must number 0 <= min <= max, max >= 1 (got "
+                                         f"{self.min_calls}..{self.max_calls})")
+        object.__setattr__(self, "call_schema", self.call.schema)
+
+    @functools.cached_property
+    def call(self) -> JsonSchema:
+        return JsonSchema(self.call_schema)
+
+    @functools.cached_property
+    def listing(self) -> JsonSchema:
+        call = dict(self.call_schema)
+        definitions = call.pop("$defs", None)  # the list is the root now: refs point there
+        return JsonSchema({"type": "array", "items": call, "minItems": self.min_calls,
+                           "maxItems": self.max_calls,
+                           **({"$defs": definitions} if definitions else {})})
+
+    @property
+    def key(self) -> str:
+        return self.listing.key
+
+    def grammar(self) -> str:
+        return self.listing.grammar()
+
+    def parse(self, text: str) -> list[dict[str, Any]]:
+        return self.listing.parse(text)
+
+    def tagged(self, open_tag: str, close_tag: str, *, special: bool) -> TaggedCalls:
+        return TaggedCalls(self, open_tag, close_tag, special)
+
+
+@dataclass(frozen=True)
+class TaggedCalls:
+    """`calls` written as chat templates like Qwen2.5's and Hermes' ask: each call a JSON
+    object on its own line between `open_tag` and `close_tag`. Parsed, it is the same list
+    of calls as the JSON form. `special`: the tags are special tokens of the vocabulary."""
+
+    calls: ToolCalls
+    open_tag: str
+    close_tag: str
+    special: bool
+
+    @property
+    def key(self) -> str:
+        return _key("tagged", json.dumps([self.calls.key, self.open_tag, self.close_tag,
+                                          self.special]))
+
+    def grammar(self) -> str:
+        def tag(text: str) -> str:
+            return text if self.special else json.dumps(text)
+
+        # The separators the model saw in its template's examples (Python's json.dumps).
+        layout = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+        schema = json.dumps(dict(self.calls.call_schema, **{"x-guidance": layout}))
+        counts = [" ".join(["call"] * count)
+                  for count in range(max(self.calls.min_calls, 1), self.calls.max_calls + 1)]
+        start = f"({' | '.join(counts)})" + ("?" if self.calls.min_calls == 0 else "")
+        return (f"%llguidance {{}}\nstart: {start}\n"
+                f'call: {tag(self.open_tag)} "\\n" %json {schema} "\\n" '
+                f'{tag(self.close_tag)} "\\n"?\n')
+
+    def parse(self, text: str) -> list[dict[str, Any]]:
+        blocks = re.compile(f"{re.escape(self.open_tag)}(.*?){re.escape(self.close_tag)}",
+                            re.S)
+        if blocks.sub("", text).strip():
+            raise InvalidOutputError(f"Output has text outside its calls: {text[:200]!r}")
+        calls = [self.calls.call.parse(block.strip()) for block in blocks.findall(text)]
+        if not self.calls.min_calls <= len(calls) <= self.calls.max_calls:
+            raise InvalidOutputError(f"Output has {len(calls)} calls, not "
+                                     f"{self.calls.min_calls} to {self.calls.max_calls}")
+        return calls
+
+
+OutputType = JsonSchema | Regex | Choice | Lark | ToolCalls | TaggedCalls
 
 
 def as_output(output: Any) -> OutputType:
     """Accept the forms users write: a JSON Schema dict, a pydantic model class, a list of
     strings or a `Literal[...]` (a choice), or an output type object."""
-    if isinstance(output, JsonSchema | Regex | Choice | Lark):
+    if isinstance(output, OutputType):
         return output
     if isinstance(output, dict):
         return JsonSchema(output)

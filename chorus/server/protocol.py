@@ -234,15 +234,15 @@ def _tools_and_output(body: dict) -> tuple[list[dict], Any, str]:
     max_calls = 1 if body.get("parallel_tool_calls") is False else 3
     if tools and choice != "none":
         if choice == "auto":
-            return specs, registry.calls_schema(0, max_calls), "auto"
+            return specs, registry.calls(0, max_calls), "auto"
         if choice == "required":
-            return specs, registry.calls_schema(1, max_calls), "required"
+            return specs, registry.calls(1, max_calls), "required"
         name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
         if name not in registry:
             raise RequestError("tool_choice must be none, auto, required or "
                                '{"type": "function", "function": {"name": ...}} naming '
                                "one of the tools", param="tool_choice")
-        return specs, ToolRegistry([registry.get(name)]).calls_schema(1, 1), "named"
+        return specs, ToolRegistry([registry.get(name)]).calls(1, 1), "named"
     if choice not in ("none", "auto"):
         raise RequestError("tool_choice needs tools", param="tool_choice")
     return specs, _output(body), "none"

@@ -9,7 +9,7 @@ from typing import Any
 
 from chorus.errors import ToolSpecError, UnknownToolError
 from chorus.files import read_json
-from chorus.runtime.outputs import bound_values
+from chorus.runtime.outputs import ToolCalls, bound_values
 from chorus.tools.tool import Tool, schema_references
 
 MAX_ARGUMENT_STRING = 120  # characters; at most about as many tokens
@@ -86,13 +86,10 @@ class ToolRegistry:
                                             "arguments": arguments}})
         return {"anyOf": branches, **({"$defs": definitions} if definitions else {})}
 
-    def calls_schema(self, min_calls: int = 0, max_calls: int = 3) -> dict[str, Any]:
-        """A list of calls: several when the task needs several; with `min_calls=0` an
-        empty list says that no tool fits."""
-        call = self.call_schema()
-        definitions = call.pop("$defs", None)
-        return {"type": "array", "items": call, "minItems": min_calls, "maxItems": max_calls,
-                **({"$defs": definitions} if definitions else {})}
+    def calls(self, min_calls: int = 0, max_calls: int = 3) -> ToolCalls:
+        """The output of a caller over these tools: several calls when the task needs
+        several; with `min_calls=0` none says that no tool fits."""
+        return ToolCalls(self.call_schema(), min_calls, max_calls)
 
     @classmethod
     def from_openai_file(cls, path: str | Path) -> ToolRegistry:

@@ -25,7 +25,6 @@ from chorus.display import clip, shown, trace_tree
 from chorus.errors import ChorusError
 from chorus.graphs.spec import load_spec, parse_spec
 from chorus.memory import RefinementRepository, TraceStore
-from chorus.runtime.outputs import JsonSchema
 from chorus.tools import (
     Tool,
     ToolRegistry,
@@ -245,7 +244,7 @@ def tool_spec(space: Workspace, spec: Any) -> None:
 
     try:
         registry = ToolRegistry([Tool.from_openai(spec)])
-        schema = JsonSchema(registry.calls_schema(min_calls=1))
+        schema = registry.calls(min_calls=1)
         llguidance.LLMatcher.validate_grammar_with_warnings(schema.grammar())
     except ChorusError:
         pass
