@@ -1,6 +1,6 @@
 """Grounded arguments: optional values the request does not support are left out."""
 
-from chorus.agents.grounding import adds_to, ground_calls
+from chorus.agents.grounding import adds_to, ground_calls, invented
 from chorus.tools import Tool, ToolRegistry
 
 DEPARTURES = Tool.from_openai({
@@ -68,3 +68,14 @@ def test_a_call_the_model_was_made_to_add_must_do_more_of_the_request():
     # an enum code or a flag is no new value: "km" would be in any text with "km" in it
     assert not adds_to(_call(station="Amsterdam Centraal", unit="km"), first, TOOLS, request)
     assert not adds_to({"name": "book_taxi", "arguments": {}}, first, TOOLS, request)
+
+
+def test_a_call_with_numbers_or_only_values_the_request_does_not_give_is_invented():
+    request = "Trains from Milano Centrale to Roma on 2025-07-19, the next three."
+    assert not invented(_call(station="Milano Centrale", date="2025-07-19", limit=3),
+                        TOOLS, request)
+    assert invented(_call(station="Milano Centrale", date="2023-04-15"), TOOLS, request)
+    assert invented(_call(station="Milano Centrale", limit=10), TOOLS, request)
+    # words may become codes, as long as some value comes from the request
+    assert not invented(_call(station="MILANO C.LE", destination="Roma"), TOOLS, request)
+    assert invented(_call(station="Paris"), TOOLS, "Hi there! How's it going?")

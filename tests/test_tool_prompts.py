@@ -7,7 +7,13 @@ import pytest
 
 from chorus.agents import roles
 from chorus.errors import InvalidOutputError
-from chorus.runtime.chat_format import CALL_TAGS, chat_inputs, reply_output, tool_listing
+from chorus.runtime.chat_format import (
+    CALL_TAGS,
+    chat_inputs,
+    reply_output,
+    tool_listing,
+    written_calls,
+)
 from chorus.runtime.guidance import accepts
 from chorus.runtime.outputs import JsonSchema, TaggedCalls
 from chorus.tools import Tool, ToolRegistry
@@ -118,3 +124,11 @@ def test_tagged_calls_are_checked_like_any_output(text, problem):
 def test_special_tags_are_named_as_tokens_in_the_grammar():
     assert '<tool_call> "\\n" %json' in CALLS.tagged(*CALL_TAGS, special=True).grammar()
     assert '"<tool_call>" "\\n" %json' in CALLS.tagged(*CALL_TAGS, special=False).grammar()
+
+
+@pytest.mark.parametrize("template", ["{{ tools }} <tool_call> </tool_call>", "{{ messages }}"])
+def test_calls_are_trained_in_the_format_they_are_decoded_in(template):
+    output = reply_output(CALLS, template, is_special=lambda text: False)
+    text = written_calls([OSLO, ROME], template)
+    assert accepts(output.grammar(), text)
+    assert output.parse(text) == [OSLO, ROME]

@@ -2,13 +2,15 @@
 
 This is the one implementation of "planner, then caller" outside a graph: `chorus call`,
 the demo, the adapter evaluation and the benchmarks all run it. Two ways to decide, compared
-in benchmarks/tool_calls.py: `direct` always calls (the default: one prompt evaluation
-instead of two; given the choice, Qwen2.5-Coder-0.5B declined to call for requests that
-plainly needed a call); `planned` asks the planner first whether any tool is needed, as the
-tool_use graph does, and then runs the caller, reading the planner's thought as the graph's
-caller does. Either way the calls are grounded in the request (chorus.agents.grounding),
-the model is made to write one call more while the extra call does more of the request,
-and a large catalogue is cut to the most relevant tools.
+in benchmarks/tool_calls.py: `direct` has the caller write a call and keeps it unless it is
+made up (`grounding.invented`) (the default: one prompt evaluation instead of two; given the
+choice of not calling, Qwen2.5-Coder-0.5B declined requests that plainly needed a call, and
+wrote calls for chit-chat, but with dates and amounts it had to invent); `planned` asks the planner
+first whether any tool is needed, as the tool_use graph does, and then runs the caller,
+reading the planner's thought as the graph's caller does. Either way the calls are
+grounded in the request (chorus.agents.grounding), the model is made to write one call more
+while the extra call does more of the request, and a large catalogue is cut to the most
+relevant tools.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from chorus.agents.grounding import adds_to
+from chorus.agents.grounding import adds_to, invented
 from chorus.agents.roles import caller, get_role, planner
 from chorus.agents.trajectory import Step, thought_step
 from chorus.runtime import GenerationRequest, GenerationResult, Model, library
@@ -107,7 +109,10 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
             outcomes[index] = None
             continue
         written[index] = len(result.value)
-        outcomes[index] = get_role("caller").settle(result.value, task, tools)
+        # A model with no tool that fits still writes a call, made up (a date or a city for
+        # "Hi there!"): such a call is not made, and `direct` says [] this way.
+        outcomes[index] = [call for call in get_role("caller").settle(result.value, task, tools)
+                           if not invented(call, tools, task)]
     _add_calls(model, requests, outcomes, written, thoughts, adapters, max_calls, batch_size)
     return outcomes
 

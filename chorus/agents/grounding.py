@@ -23,6 +23,7 @@ from chorus.tools.registry import ToolRegistry
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W_]+")
+_DIGITS = re.compile(r"\d+")
 _NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                  "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
                  "a dozen": 12, "twenty": 20, "fifty": 50, "hundred": 100}
@@ -55,13 +56,44 @@ def grounded(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
     text = request.lower()
     for name, value in call.get("arguments", {}).items():
         spec = properties.get(name, {})
-        values = value if isinstance(value, list) else [value]
+        values, spec = (value, spec.get("items", {})) if isinstance(value, list) \
+            else ([value], spec)
         for item in values:
             if "enum" in spec or isinstance(item, bool | dict):
                 continue
             if not _spelled_out(item, text):
                 return False
     return True
+
+
+def invented(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
+    """Whether `call` is made up rather than asked for: it holds a number the request does
+    not give, or none of its values (enum codes and flags aside) comes from the request.
+    A model that has no tool for "Hi there!" still writes a call, with a date or a city of
+    its own; words may be translated into values ("US dollars" -> "USD"), but not all."""
+    values = _given_values(call, tools)
+    text = request.lower()
+    return _invents_numbers(call, tools, request) or bool(values) and not any(
+        _spelled_out(value, text) for value in values)
+
+
+def _invents_numbers(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
+    """Whether `call` holds a number the request does not give: an amount, a radius, or the
+    digits of a date or a code (enum values aside). Digits are copied or made up."""
+    properties = tools.get(call["name"]).parameters.get("properties", {}) \
+        if call.get("name") in tools else {}
+    given = _numbers(request)
+    digits = set(_DIGITS.findall(request))
+    for name, value in call.get("arguments", {}).items():
+        if "enum" in properties.get(name, {}):
+            continue
+        for item in _leaves(value):
+            if isinstance(item, int | float) and not isinstance(item, bool) \
+                    and item not in given:
+                return True
+            if isinstance(item, str) and not set(_DIGITS.findall(item)) <= digits:
+                return True
+    return False
 
 
 def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegistry,
@@ -80,22 +112,19 @@ def _given_values(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
     """The numbers and free strings of a call's arguments (inside lists and objects too)."""
     properties = tools.get(call["name"]).parameters.get("properties", {}) \
         if call.get("name") in tools else {}
-    found: list[Any] = []
+    return [item for name, value in call.get("arguments", {}).items()
+            if "enum" not in properties.get(name, {})
+            for item in _leaves(value)
+            if isinstance(item, int | float | str) and not isinstance(item, bool)]
 
-    def collect(value: Any) -> None:
-        if isinstance(value, dict):
-            for item in value.values():
-                collect(item)
-        elif isinstance(value, list):
-            for item in value:
-                collect(item)
-        elif isinstance(value, int | float | str) and not isinstance(value, bool):
-            found.append(value)
 
-    for name, value in call.get("arguments", {}).items():
-        if "enum" not in properties.get(name, {}):
-            collect(value)
-    return found
+def _leaves(value: Any) -> list[Any]:
+    """The values inside lists and objects, or the value itself."""
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
 
 
 def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> bool:

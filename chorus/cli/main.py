@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="JSON list of OpenAI-style function specs")
     call.add_argument("--messages", type=Path, help="JSON chat history instead of TEXT")
     call.add_argument("--strategy", choices=["direct", "planned"], default="direct",
-                      help="direct (default): the caller always calls; "
+                      help="direct (default): the caller's call, kept if its values come "
+                           "from the request; "
                            "planned: the planner first decides whether a tool is needed "
                            "(declines better, about twice as slow; benchmarks/RESULTS.md)")
     call.add_argument("--max-tools", type=arguments.positive_int, default=MAX_SHOWN_TOOLS,

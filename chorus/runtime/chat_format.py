@@ -50,6 +50,16 @@ def reply_output(output: OutputType | None, template: str,
     return output.tagged(*tags, special=all(is_special(tag) for tag in tags))
 
 
+def written_calls(calls: Sequence[dict[str, Any]], template: str) -> str:
+    """`calls` as a reply under `template` has them: the text the caller's grammar decodes
+    (`reply_output`), and so the text its adapter is trained to write."""
+    tags = call_tags(template)
+    if tags is None:
+        return json.dumps(list(calls), ensure_ascii=False, separators=(",", ":"))
+    return "".join(f"{tags[0]}\n{json.dumps(call, ensure_ascii=False)}\n{tags[1]}\n"
+                   for call in calls)
+
+
 # How calls are written where the template has no syntax of its own (ToolCalls' JSON form).
 LISTED_CALLS = ('Calls are a JSON list, each {"name": ..., "arguments": {...}}: for "What is '
                 'the weather in Oslo?" with a get_weather tool, [{"name":"get_weather",'

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from chorus.errors import ChorusError
-from chorus.runtime.chat_format import render_with_tokenizer
+from chorus.runtime.chat_format import render_with_tokenizer, written_calls
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,11 @@ def read_examples(data: Path, roles: list[str], split: str = "train") -> list[di
     return examples
 
 
-def encode(tokenizer, messages: list[dict], target: str, tools: list[dict] = ()) -> Encoded:
+def encode(tokenizer, messages: list[dict], target: str, tools: list[dict] = (),
+           calls: list[dict] | None = None) -> Encoded:
+    """`calls`: the target is these tool calls, written as the model's template has them."""
+    if calls is not None:
+        target = written_calls(calls, tokenizer.chat_template or "")
     prompt = render_with_tokenizer(tokenizer, messages, tools)
     full = render_with_tokenizer(tokenizer, [*messages, {"role": "assistant", "content": target}],
                                  tools, add_generation_prompt=False)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from chorus.agents import Step, get_role, observation_step, roles
 from chorus.errors import ChorusError
+from chorus.runtime.outputs import ToolCalls
 from chorus.tools import Tool, ToolRegistry
 from chorus.tools.execution import render
 
@@ -234,8 +235,11 @@ def role_examples(episode: Episode, registry: ToolRegistry) -> dict[str, list[di
     def example(agent, steps: list[Step], target: Any) -> dict:
         request = agent.request(task, steps, tools)
         text = target if isinstance(target, str) else _compact(target)
-        return {"episode": episode.id, "tools": episode.tools, "messages": request.messages,
-                "tool_specs": list(request.tools), "target": text}
+        example = {"episode": episode.id, "tools": episode.tools, "messages": request.messages,
+                   "tool_specs": list(request.tools), "target": text}
+        if isinstance(request.output, ToolCalls):  # written in the trained model's format
+            example["calls"] = target
+        return example
 
     planner, summarizer, verifier = _fixed_agents()
     examples: dict[str, list[dict]] = {"planner": [], "caller": [], "summarizer": [],
