@@ -132,3 +132,13 @@ def test_calls_are_trained_in_the_format_they_are_decoded_in(template):
     text = written_calls([OSLO, ROME], template)
     assert accepts(output.grammar(), text)
     assert output.parse(text) == [OSLO, ROME]
+
+
+def test_without_a_required_call_the_alternative_is_an_answer_in_words():
+    optional = ToolRegistry([Tool.from_openai(WEATHER)]).calls(min_calls=0).tagged(
+        *CALL_TAGS, special=False)
+    assert accepts(optional.grammar(), "It is sunny, I think.")
+    assert optional.parse("It is sunny, I think.") == []
+    # not an empty reply, and not a call in another syntax
+    for text in ("", json.dumps(OSLO), f"```json\n{json.dumps(OSLO)}\n```"):
+        assert not accepts(optional.grammar(), text)

@@ -320,14 +320,20 @@ class TaggedCalls:
         schema = json.dumps(dict(self.calls.call_schema, **{"x-guidance": layout}))
         counts = [" ".join(["call"] * count)
                   for count in range(max(self.calls.min_calls, 1), self.calls.max_calls + 1)]
-        start = f"({' | '.join(counts)})" + ("?" if self.calls.min_calls == 0 else "")
-        return (f"%llguidance {{}}\nstart: {start}\n"
+        # No call is an answer in words, as the template has it. Not an empty reply: a
+        # model that means to call but would open with "{" or a code fence then ends at
+        # once (masked, the end token beats the tag); not those openings either: they are
+        # calls in another syntax.
+        answer = " | ANSWER\nANSWER: /[^<{\\[`\\s](.|\\n)*/" if self.calls.min_calls == 0 else ""
+        return (f"%llguidance {{}}\nstart: {' | '.join(counts)}{answer}\n"
                 f'call: {tag(self.open_tag)} "\\n" %json {schema} "\\n" '
                 f'{tag(self.close_tag)} "\\n"?\n')
 
     def parse(self, text: str) -> list[dict[str, Any]]:
         blocks = re.compile(f"{re.escape(self.open_tag)}(.*?){re.escape(self.close_tag)}",
                             re.S)
+        if self.calls.min_calls == 0 and not blocks.search(text):
+            return []  # an answer in words
         if blocks.sub("", text).strip():
             raise InvalidOutputError(f"Output has text outside its calls: {text[:200]!r}")
         calls = [self.calls.call.parse(block.strip()) for block in blocks.findall(text)]
