@@ -2,7 +2,8 @@
 
 Usage:
   python benchmarks/tool_calls.py [--model NAME] [--strategy direct|planned]
-                                  [--adapters auto|none] [--limit N] [--out FILE.json]
+                                  [--adapters auto|none] [--limit N] [--max-calls N]
+                                  [--warm] [--out FILE.json]
 
 Data: benchmarks/data/suite_tools.json (48 tools that no adapter saw in training: optional
 parameters with defaults, enums, arrays, nested objects, ten families of similar tools) and
@@ -76,6 +77,10 @@ def main() -> None:
                         help="auto: the shipped planner/caller adapters where they fit")
     parser.add_argument("--data", default="suite", choices=["suite", "legacy"])
     parser.add_argument("--limit", type=int, help="first N requests of each category")
+    parser.add_argument("--max-calls", type=int, default=3,
+                        help="1 turns off the extra calls the model is made to write")
+    parser.add_argument("--warm", action="store_true",
+                        help="run each request once before timing it (its prompt cached)")
     parser.add_argument("--out", type=Path, help="also write per-request outcomes here")
     args = parser.parse_args()
 
@@ -89,15 +94,16 @@ def main() -> None:
     outcomes = []
     for number, case in enumerate(cases, 1):
         shown = ToolRegistry([tools.get(name) for name in case["tools"]])
-        started = time.perf_counter()
-        try:
-            calls = choose_calls(model, shown, case["request"], strategy=args.strategy,
-                                 adapters=adapters)
-        except ChorusError as error:  # a constrained output that ran out of budget
-            calls, failure = None, str(error)
-        else:
-            failure = None
-        seconds = time.perf_counter() - started
+        for _ in range(2 if args.warm else 1):
+            started = time.perf_counter()
+            try:
+                calls = choose_calls(model, shown, case["request"], strategy=args.strategy,
+                                     adapters=adapters, max_calls=args.max_calls)
+            except ChorusError as error:  # a constrained output that ran out of budget
+                calls, failure = None, str(error)
+            else:
+                failure = None
+            seconds = time.perf_counter() - started
         right = calls is not None and canonical(calls) == canonical(case["calls"])
         outcomes.append({"id": case["id"], "category": case["category"], "right": right,
                          "seconds": round(seconds, 3), "calls": calls, "gold": case["calls"],

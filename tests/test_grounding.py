@@ -44,6 +44,20 @@ def test_numbers_in_words_and_enum_codes_count_as_given():
         == "mi"
 
 
+def test_an_optional_text_must_be_copied_not_worded_by_the_model():
+    request = "Trains from Utrecht Centraal to Den Haag Centraal, please."
+    assert _arguments({"station": "Utrecht Centraal", "destination": "Den Haag"}, request) == \
+        {"station": "Utrecht Centraal", "destination": "Den Haag"}
+    # most of its words are in the request, but the model wrote it
+    assert _arguments({"station": "Utrecht Centraal", "destination": "Centraal to Utrecht"},
+                      request) == {"station": "Utrecht Centraal"}
+
+
+def test_an_optional_text_that_repeats_another_argument_is_left_out():
+    assert _arguments({"station": "Dover", "destination": "Dover"}, "Ferries from Dover") == \
+        {"station": "Dover"}
+
+
 def test_required_arguments_are_never_dropped():
     assert _arguments({"station": "Nowhere Junction"}, "trains please") == \
         {"station": "Nowhere Junction"}
@@ -60,14 +74,29 @@ def _call(**arguments) -> dict:
 
 
 def test_a_call_the_model_was_made_to_add_must_do_more_of_the_request():
-    request = "Departures from Amsterdam Centraal and from Utrecht Centraal, in km."
-    first = [_call(station="Amsterdam Centraal")]
+    request = "Departures from Amsterdam Centraal and from Utrecht Centraal, in km or mi."
+    first = [_call(station="Amsterdam Centraal", unit="km")]
     assert adds_to(_call(station="Utrecht Centraal"), first, TOOLS, request)
     assert not adds_to(_call(station="Amsterdam Centraal"), first, TOOLS, request)  # again
     assert not adds_to(_call(station="Rotterdam"), first, TOOLS, request)  # not asked for
-    # an enum code or a flag is no new value: "km" would be in any text with "km" in it
-    assert not adds_to(_call(station="Amsterdam Centraal", unit="km"), first, TOOLS, request)
+    assert not adds_to(_call(station="Amsterdam"), first, TOOLS, request)  # part of a value
+    # an enum code counts only as a word of the request: "mi" is one here, "km" is used
+    assert adds_to(_call(station="Amsterdam Centraal", unit="mi"), first, TOOLS, request)
+    assert not adds_to(_call(station="Amsterdam Centraal", unit="mi"), first, TOOLS,
+                       "Departures from Amsterdam Centraal, in km")
     assert not adds_to({"name": "book_taxi", "arguments": {}}, first, TOOLS, request)
+
+
+def test_another_tool_on_the_same_value_is_added_when_the_request_speaks_of_it():
+    rhymes = Tool.from_openai({"name": "find_rhymes", "description": "Words that rhyme.",
+                               "parameters": {"type": "object", "required": ["word"],
+                                              "properties": {"word": {"type": "string"}}}})
+    tools = ToolRegistry([DEPARTURES, rhymes])
+    first = [_call(station="Oslo S")]
+    assert adds_to({"name": "find_rhymes", "arguments": {"word": "Oslo S"}}, first, tools,
+                   "Trains from Oslo S, and what rhymes with it?")
+    assert not adds_to({"name": "find_rhymes", "arguments": {"word": "Oslo S"}}, first, tools,
+                       "Trains from Oslo S")
 
 
 def test_a_call_with_numbers_or_only_values_the_request_does_not_give_is_invented():

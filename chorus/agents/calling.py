@@ -2,15 +2,16 @@
 
 This is the one implementation of "planner, then caller" outside a graph: `chorus call`,
 the demo, the adapter evaluation and the benchmarks all run it. Two ways to decide, compared
-in benchmarks/tool_calls.py: `direct` has the caller write a call and keeps it unless it is
-made up (`grounding.invented`) (the default: one prompt evaluation instead of two; given the
-choice of not calling, Qwen2.5-Coder-0.5B declined requests that plainly needed a call, and
-wrote calls for chit-chat, but with dates and amounts it had to invent); `planned` asks the planner
-first whether any tool is needed, as the tool_use graph does, and then runs the caller,
-reading the planner's thought as the graph's caller does. Either way the calls are
-grounded in the request (chorus.agents.grounding), the model is made to write one call more
-while the extra call does more of the request, and a large catalogue is cut to the most
-relevant tools.
+in benchmarks/tool_calls.py:
+- `direct` (the default, one prompt evaluation): the caller writes a call, which is not
+  made if it is made up (`grounding.invented`). Given the choice of not calling,
+  Qwen2.5-Coder-0.5B declined requests that plainly needed a call and called for chit-chat,
+  with a date or a city it had to invent: that is the signal this strategy reads.
+- `planned`: the planner first decides whether any tool is needed, as the tool_use graph
+  does, and the caller then reads its thought, as the graph's caller does.
+Either way the calls are grounded in the request (chorus.agents.grounding), the model is
+made to write one call more while the extra call does more of the request, and a large
+catalogue is cut to the most relevant tools.
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ arrays and objects are left as the model wrote them. Identical calls are made on
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from chorus.agents.scoring import unique_calls
 from chorus.tools.registry import ToolRegistry
+from chorus.tools.retrieval import ToolIndex
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W_]+")
@@ -40,9 +40,11 @@ def ground_calls(calls: list[dict[str, Any]], tools: ToolRegistry, request: str
         schema = tools.get(call["name"]).parameters
         required = set(schema.get("required", []))
         properties = schema.get("properties", {})
-        arguments = {name: value for name, value in call.get("arguments", {}).items()
+        given = call.get("arguments", {})
+        arguments = {name: value for name, value in given.items()
                      if name in required or _supported(name, value, properties.get(name, {}),
-                                                       request)}
+                                                       request)
+                     and not _echoes(name, value, given)}
         grounded.append({**call, "arguments": arguments})
     return unique_calls(grounded)
 
@@ -85,7 +87,7 @@ def _invents_numbers(call: dict[str, Any], tools: ToolRegistry, request: str) ->
     given = _numbers(request)
     digits = set(_DIGITS.findall(request))
     for name, value in call.get("arguments", {}).items():
-        if "enum" in properties.get(name, {}):
+        if _coded(properties.get(name, {})):
             continue
         for item in _leaves(value):
             if isinstance(item, int | float) and not isinstance(item, bool) \
@@ -99,13 +101,33 @@ def _invents_numbers(call: dict[str, Any], tools: ToolRegistry, request: str) ->
 def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegistry,
             request: str) -> bool:
     """Whether `call`, which the model was made to write after `earlier`, does more of
-    `request`: it is new, every value in it comes from the request, and it uses a value of
-    the request that no earlier call used. Enum codes and flags do not count as such a
-    value: "m" is in any text, and a call that only flips a flag repeats another."""
+    `request`. It must be new and take every value from the request, and then either use a
+    value of the request that no earlier call holds (not "report" beside "report.pdf"; an
+    enum code counts only as a word of the request: "m" is in any text), or call another
+    tool that the request speaks of (a word of its name, description or parameters: "rhymes
+    for 'heart'" and then where 'heart' comes from)."""
     if call in earlier or not grounded(call, tools, request):
         return False
-    used = {json.dumps(value) for made in earlier for value in _given_values(made, tools)}
-    return any(json.dumps(value) not in used for value in _given_values(call, tools))
+    used = [str(value).lower() for made in earlier for value in _given_values(made, tools)]
+    used += [str(value).lower() for made in earlier for value in _codes(made, tools)]
+    text = request.lower()
+    fresh = [value for value in _given_values(call, tools)
+             if not any(str(value).lower() in other for other in used)]
+    fresh += [code for code in _codes(call, tools) if str(code).lower() not in used
+              and re.search(rf"\b{re.escape(str(code).lower())}\b", text)]
+    if fresh:
+        return True
+    return call["name"] not in {made.get("name") for made in earlier} and \
+        bool(ToolIndex(ToolRegistry([tools.get(call["name"])])).rank(request, 1))
+
+
+def _codes(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
+    """The enum codes among a call's arguments."""
+    properties = tools.get(call["name"]).parameters.get("properties", {}) \
+        if call.get("name") in tools else {}
+    return [item for name, value in call.get("arguments", {}).items()
+            if _coded(properties.get(name, {})) for item in _leaves(value)
+            if not isinstance(item, bool)]
 
 
 def _given_values(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
@@ -113,9 +135,14 @@ def _given_values(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
     properties = tools.get(call["name"]).parameters.get("properties", {}) \
         if call.get("name") in tools else {}
     return [item for name, value in call.get("arguments", {}).items()
-            if "enum" not in properties.get(name, {})
+            if not _coded(properties.get(name, {}))
             for item in _leaves(value)
             if isinstance(item, int | float | str) and not isinstance(item, bool)]
+
+
+def _coded(spec: dict[str, Any]) -> bool:
+    """Whether a parameter takes enum codes (itself, or as the items of its list)."""
+    return "enum" in spec or isinstance(spec.get("items"), dict) and "enum" in spec["items"]
 
 
 def _leaves(value: Any) -> list[Any]:
@@ -134,9 +161,29 @@ def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> boo
     if isinstance(value, bool):
         words = [w for w in name.lower().split("_") if len(w) >= 2]
         return any(re.search(rf"\b{re.escape(w)}", text) for w in words)
-    if isinstance(value, int | float) or isinstance(value, str) and "enum" not in spec:
+    if isinstance(value, str) and "enum" not in spec:
+        return _copied(value, text)
+    if isinstance(value, int | float):
         return _spelled_out(value, text)
     return True
+
+
+def _copied(value: str, text: str) -> bool:
+    """Whether `value` is in `text` as written, or as a run of its words ("Le Guin" in "by
+    Ursula K. Le Guin"): an optional note or reason the model words itself ("I need to book
+    a vet appointment for Luna.") is not copied, though most of its words are in the text."""
+    words = _WORD.findall(value.lower())
+    found = _WORD.findall(text)
+    return value.lower() in text or bool(words) and any(
+        found[start:start + len(words)] == words for start in range(len(found)))
+
+
+def _echoes(name: str, value: Any, arguments: dict[str, Any]) -> bool:
+    """Whether an optional text argument repeats another argument's text (a ferry from
+    Dover to Dover, an end date equal to the start date): each value the request gives
+    fills one parameter. Numbers may well be equal (3 nights, 3 guests)."""
+    return isinstance(value, str) and any(
+        other != name and value == given for other, given in arguments.items())
 
 
 def _spelled_out(value: Any, text: str) -> bool:
