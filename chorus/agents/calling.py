@@ -99,7 +99,7 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
             elif result.value.next == "call":
                 thoughts[index] = [thought_step(result.value.thought)]
                 chosen.append(index)
-    written = [1] * len(requests)  # how many calls the model wrote, before grounding
+    written: list[Calls] = [[] for _ in requests]  # the calls as the model wrote them
     prepared = [caller(tools, adapters.get("caller"), max_calls=max_calls)
                 .request(task, thoughts[index], tools)
                 for index in chosen for task, tools in [requests[index]]]
@@ -109,7 +109,7 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
         if result.error is not None:
             outcomes[index] = None
             continue
-        written[index] = len(result.value)
+        written[index] = result.value
         # A model with no tool that fits still writes a call, made up (a date or a city for
         # "Hi there!"): such a call is not made, and `direct` says [] this way.
         outcomes[index] = [call for call in get_role("caller").settle(result.value, task, tools)
@@ -119,21 +119,22 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
 
 
 def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
-               outcomes: list[Calls | None], written: list[int], thoughts: list[list[Step]],
+               outcomes: list[Calls | None], written: list[Calls], thoughts: list[list[Step]],
                adapters: dict[str, str | None], max_calls: int, batch_size: int) -> None:
     """A small model writes one call and stops, even when the task asks the same thing for
     several values or two things at once (Qwen2.5-Coder-0.5B: 0 of 16 such requests). So it
-    is made to write one call more than it did, on the same prompt (the first calls come
-    out as before, greedy), and the new call is kept only if it does more of the task
+    is made to write one call more than it did, on the same prompt after the calls it wrote
+    (`ToolCalls.after`), and the new call is kept only if it does more of the task
     (`grounding.adds_to`); again while calls are kept, up to `max_calls`."""
     pending = [index for index, calls in enumerate(outcomes) if calls]
-    while pending := [index for index in pending if written[index] < max_calls]:
+    while pending := [index for index in pending if len(written[index]) < max_calls]:
         prepared = []
         for index in pending:
             task, tools = requests[index]
-            more = caller(tools, adapters.get("caller"), min_calls=written[index] + 1,
-                          max_calls=written[index] + 1)
-            prepared.append(more.request(task, thoughts[index], tools))
+            request = caller(tools, adapters.get("caller"), max_calls=max_calls).request(
+                task, thoughts[index], tools)
+            prepared.append(request.model_copy(
+                update={"output": request.output.after(written[index])}))
         grew = []
         results = _generate(model, prepared, batch_size, raise_errors=False)
         for index, result in zip(pending, results, strict=True):
@@ -143,7 +144,7 @@ def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
             [added] = get_role("caller").settle(result.value[-1:], task, tools)
             if adds_to(added, outcomes[index], tools, task):
                 outcomes[index] = outcomes[index] + [added]
-                written[index] += 1
+                written[index] = result.value
                 grew.append(index)
         pending = grew
 

@@ -67,7 +67,7 @@ def call_tools(args, load_model, console: Console) -> int:
     model = load_model(args)
     adapters = {} if args.no_adapters else role_adapters(model)
     calls = choose_calls(model, tools, task, strategy=args.strategy, adapters=adapters,
-                         max_tools=args.max_tools)
+                         max_tools=args.max_tools, max_calls=args.max_calls)
     sys.stdout.write(json.dumps(calls, ensure_ascii=False) + "\n")
     return 0
 

@@ -88,10 +88,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="JSON list of OpenAI-style function specs")
     call.add_argument("--messages", type=Path, help="JSON chat history instead of TEXT")
     call.add_argument("--strategy", choices=["direct", "planned"], default="direct",
-                      help="direct (default): the caller's call, kept if its values come "
-                           "from the request; "
-                           "planned: the planner first decides whether a tool is needed "
-                           "(declines better, about twice as slow; benchmarks/RESULTS.md)")
+                      help="direct (default): the caller's call, not made if it is made "
+                           "up (values the request does not give); planned: the planner "
+                           "first decides whether a tool is needed (benchmarks/RESULTS.md)")
+    call.add_argument("--max-calls", type=arguments.positive_int, default=3,
+                      help="at most N calls (default 3); 1 is faster: the model is not made "
+                           "to try a call more")
     call.add_argument("--max-tools", type=arguments.positive_int, default=MAX_SHOWN_TOOLS,
                       help="of a larger catalogue, show the agents only the N tools most "
                            f"relevant to the request (BM25; default {MAX_SHOWN_TOOLS})")

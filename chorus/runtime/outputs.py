@@ -262,9 +262,13 @@ class ToolCalls:
     call_schema: dict[str, Any]
     min_calls: int = 0
     max_calls: int = 3
+    # Calls (as JSON texts) the reply starts with: `after()` makes a model that wrote them
+    # write one more. The tagged form forces them as text.
+    written: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0 <= self.min_calls <= self.max_calls or self.max_calls < 1:
+        if not 0 <= self.min_calls <= self.max_calls or self.max_calls < 1 \
+                or len(self.written) > self.min_calls:
             raise UnsupportedSchemaError(f"Calls must number 0 <= min <= max, max >= 1 (got "
                                          f"{self.min_calls}..{self.max_calls})")
         object.__setattr__(self, "call_schema", self.call.schema)
@@ -283,10 +287,16 @@ class ToolCalls:
 
     @property
     def key(self) -> str:
-        return self.listing.key
+        return _key("calls", json.dumps([self.listing.key, self.written])) \
+            if self.written else self.listing.key
 
     def grammar(self) -> str:
         return self.listing.grammar()
+
+    def after(self, calls: list[dict[str, Any]]) -> ToolCalls:
+        """Exactly one call more than `calls`, which the reply repeats first."""
+        written = tuple(json.dumps(call, ensure_ascii=False) for call in calls)
+        return ToolCalls(self.call_schema, len(written) + 1, len(written) + 1, written)
 
     def parse(self, text: str) -> list[dict[str, Any]]:
         return self.listing.parse(text)
@@ -318,8 +328,13 @@ class TaggedCalls:
         # The separators the model saw in its template's examples (Python's json.dumps).
         layout = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
         schema = json.dumps(dict(self.calls.call_schema, **{"x-guidance": layout}))
-        counts = [" ".join(["call"] * count)
-                  for count in range(max(self.calls.min_calls, 1), self.calls.max_calls + 1)]
+        done = len(self.calls.written)
+        counts = [" ".join(["call"] * count) for count in
+                  range(max(self.calls.min_calls - done, 1), self.calls.max_calls - done + 1)]
+        if done:
+            written = " ".join(f'{tag(self.open_tag)} {json.dumps(chr(10) + text + chr(10))} '
+                               f'{tag(self.close_tag)} "\\n"' for text in self.calls.written)
+            counts = [f"{written} {count}" for count in counts]
         # No call is an answer in words, as the template has it. Not an empty reply: a
         # model that means to call but would open with "{" or a code fence then ends at
         # once (masked, the end token beats the tag); not those openings either: they are
