@@ -224,11 +224,13 @@ def test_refs_in_tool_parameters_resolve_against_the_tools_own_schema(smol_llama
         schema.parse(json.dumps([{"name": "tree", "arguments": {"label": "x", "child": [
             {"name": "tree", "arguments": {"label": "y"}}]}}]))
     # The real model, constrained by that schema, writes a call its tool accepts.
-    from chorus.agents.calling import choose_calls
+    from chorus.agents.roles import caller
 
-    calls = choose_calls(smol_llama, ToolRegistry([shipment]),
-                         "Ship 2 kg to 1 Main Street, Springfield.")
-    assert calls and execute(shipment, calls[0]["arguments"]).status == "not_executed"
+    shown = ToolRegistry([shipment])
+    reply = smol_llama.complete(caller(shown).request(
+        "Ship 2 kg to 1 Main Street, Springfield.", [], shown))
+    assert reply.value and execute(shipment, reply.value[0]["arguments"]).status == \
+        "not_executed"
 
 
 def test_prompts_over_the_context_are_refused_before_any_work(smol_llama, tiny):
