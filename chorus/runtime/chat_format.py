@@ -8,9 +8,8 @@ description, type, enum and default, and which parameters are required: the shor
 
 Calls come back the same way: where the template asks for calls between `<tool_call>` tags
 (Qwen2.5, Hermes), the caller's grammar writes them so, and they parse to the same list as
-the JSON form other models write. Measured (benchmarks/RESULTS.md): Qwen2.5-Coder-0.5B made
-the right single call for 5 of 8 requests when made to write a JSON list against its own
-template's instructions, and for 7 of 8 in its own format.
+the JSON form other models write (before, Qwen2.5 was made to write a JSON list against
+its own template's instructions; benchmarks/RESULTS.md has what each format scored).
 """
 
 from __future__ import annotations

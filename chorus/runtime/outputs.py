@@ -269,8 +269,9 @@ class ToolCalls:
     def __post_init__(self) -> None:
         if not 0 <= self.min_calls <= self.max_calls or self.max_calls < 1 \
                 or len(self.written) > self.min_calls:
-            raise UnsupportedSchemaError(f"Calls must number 0 <= min <= max, max >= 1 (got "
-                                         f"{self.min_calls}..{self.max_calls})")
+            raise UnsupportedSchemaError(
+                f"Calls must number 0 <= min <= max, max >= 1, with no more written than "
+                f"min (got {self.min_calls}..{self.max_calls}, {len(self.written)} written)")
         object.__setattr__(self, "call_schema", self.call.schema)
 
     @functools.cached_property
