@@ -100,11 +100,11 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
                 thoughts[index] = [thought_step(result.value.thought)]
                 chosen.append(index)
     written: list[Calls] = [[] for _ in requests]  # the calls as the model wrote them
-    prepared = [caller(tools, adapters.get("caller"), max_calls=max_calls)
-                .request(task, thoughts[index], tools)
-                for index in chosen for task, tools in [requests[index]]]
-    for index, result in zip(chosen, _generate(model, prepared, batch_size, raise_errors),
-                             strict=True):
+    asked = {index: caller(tools, adapters.get("caller"), max_calls=max_calls)
+             .request(task, thoughts[index], tools)
+             for index in chosen for task, tools in [requests[index]]}
+    results = _generate(model, list(asked.values()), batch_size, raise_errors)
+    for index, result in zip(asked, results, strict=True):
         task, tools = requests[index]
         if result.error is not None:
             outcomes[index] = None
@@ -114,27 +114,24 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
         # "Hi there!"): such a call is not made, and `direct` says [] this way.
         outcomes[index] = [call for call in get_role("caller").settle(result.value, task, tools)
                            if not invented(call, tools, task)]
-    _add_calls(model, requests, outcomes, written, thoughts, adapters, max_calls, batch_size)
+    _add_calls(model, requests, asked, outcomes, written, max_calls, batch_size)
     return outcomes
 
 
 def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
-               outcomes: list[Calls | None], written: list[Calls], thoughts: list[list[Step]],
-               adapters: dict[str, str | None], max_calls: int, batch_size: int) -> None:
+               asked: dict[int, GenerationRequest], outcomes: list[Calls | None],
+               written: list[Calls], max_calls: int, batch_size: int) -> None:
     """A small model writes one call and stops, even when the task asks the same thing for
     several values or two things at once (Qwen2.5-Coder-0.5B: 0 of 16 such requests). So it
-    is made to write one call more than it did, on the same prompt after the calls it wrote
-    (`ToolCalls.after`), and the new call is kept only if it does more of the task
-    (`grounding.adds_to`); again while calls are kept, up to `max_calls`."""
+    is made to write one call more than it did: its first request again, asking for the
+    calls it wrote and one more (`ToolCalls.after`), and the new call is kept only if it
+    does more of the task (`grounding.adds_to`); again while calls are kept, up to
+    `max_calls`."""
     pending = [index for index, calls in enumerate(outcomes) if calls]
     while pending := [index for index in pending if len(written[index]) < max_calls]:
-        prepared = []
-        for index in pending:
-            task, tools = requests[index]
-            request = caller(tools, adapters.get("caller"), max_calls=max_calls).request(
-                task, thoughts[index], tools)
-            prepared.append(request.model_copy(
-                update={"output": request.output.after(written[index])}))
+        prepared = [asked[index].model_copy(
+            update={"output": asked[index].output.after(written[index])})
+            for index in pending]
         grew = []
         results = _generate(model, prepared, batch_size, raise_errors=False)
         for index, result in zip(pending, results, strict=True):

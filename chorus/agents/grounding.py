@@ -54,7 +54,7 @@ def grounded(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
     bar for a call a model adds after its first ones, which may just vary them."""
     if call.get("name") not in tools:
         return False
-    properties = tools.get(call["name"]).parameters.get("properties", {})
+    properties = _properties(call, tools)
     text = request.lower()
     for name, value in call.get("arguments", {}).items():
         spec = properties.get(name, {})
@@ -82,8 +82,7 @@ def invented(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
 def _invents_numbers(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
     """Whether `call` holds a number the request does not give: an amount, a radius, or the
     digits of a date or a code (enum values aside). Digits are copied or made up."""
-    properties = tools.get(call["name"]).parameters.get("properties", {}) \
-        if call.get("name") in tools else {}
+    properties = _properties(call, tools)
     given = _numbers(request)
     digits = set(_DIGITS.findall(request))
     for name, value in call.get("arguments", {}).items():
@@ -123,8 +122,7 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
 
 def _codes(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
     """The enum codes among a call's arguments."""
-    properties = tools.get(call["name"]).parameters.get("properties", {}) \
-        if call.get("name") in tools else {}
+    properties = _properties(call, tools)
     return [item for name, value in call.get("arguments", {}).items()
             if _coded(properties.get(name, {})) for item in _leaves(value)
             if not isinstance(item, bool)]
@@ -132,12 +130,17 @@ def _codes(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
 
 def _given_values(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
     """The numbers and free strings of a call's arguments (inside lists and objects too)."""
-    properties = tools.get(call["name"]).parameters.get("properties", {}) \
-        if call.get("name") in tools else {}
+    properties = _properties(call, tools)
     return [item for name, value in call.get("arguments", {}).items()
             if not _coded(properties.get(name, {}))
             for item in _leaves(value)
             if isinstance(item, int | float | str) and not isinstance(item, bool)]
+
+
+def _properties(call: dict[str, Any], tools: ToolRegistry) -> dict[str, Any]:
+    """The parameter schemas of the called tool (none for a tool that is not there)."""
+    return tools.get(call["name"]).parameters.get("properties", {}) \
+        if call.get("name") in tools else {}
 
 
 def _coded(spec: dict[str, Any]) -> bool:
