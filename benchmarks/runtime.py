@@ -1,8 +1,8 @@
 """Runtime figures on the embedded model: both backends side by side, then the transformers
 backend's own (load, tokens/s, constraint set-up, adapters, memory, batching).
 
-Usage: python benchmarks/runtime.py [--dtype float32|bfloat16] [--repeats 3]
-           [--sections backends,transformers] [--calls 24]
+Usage: python benchmarks/runtime.py [--model smollm2-135m] [--dtype float32|bfloat16]
+           [--repeats 3] [--sections backends,transformers] [--calls 24]
 Prints markdown tables; paste them into benchmarks/RESULTS.md with the command and machine.
 Medians of --repeats runs; ratios compare runs made side by side in this one process.
 """
@@ -33,6 +33,8 @@ from chorus.runtime.rowwise_lora import supports_rowwise
 from chorus.tools import ToolRegistry
 
 ADAPTER_NAMES = ["planner", "caller", "summarizer", "verifier"]
+# The model measured: the one the shipped role adapters were trained on (--model).
+MODEL = "smollm2-135m"
 BACKENDS = ["llamacpp", "transformers"]
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 LIST_SCHEMA = {"type": "array", "maxItems": 60, "items": {
@@ -69,7 +71,8 @@ def load_in_subprocess(home: str, dtype: str) -> list[float]:
     code = ("import json, time; from chorus.runtime import load_model; seconds = []\n"
             "for _ in range(2):\n"
             "    t = time.perf_counter()\n"
-            f"    load_model(dtype='{dtype}', backend='transformers', show_progress=False)\n"
+            f"    load_model({MODEL!r}, dtype='{dtype}', backend='transformers',"
+            " show_progress=False)\n"
             "    seconds.append(time.perf_counter() - t)\n"
             "print(json.dumps(seconds))")
     env = dict(os.environ, CHORUS_HOME=home)
@@ -165,7 +168,7 @@ def bench_memory(dtype: str) -> dict:
     code = f"""
 import gc, json, psutil
 from chorus.runtime import load_model
-m = load_model(dtype='{dtype}', backend='transformers', show_progress=False)
+m = load_model({MODEL!r}, dtype='{dtype}', backend='transformers', show_progress=False)
 m.generate('Hi', max_new_tokens=2); gc.collect()
 before = psutil.Process().memory_info().rss
 for i, name in enumerate({ADAPTER_NAMES!r}):
@@ -212,7 +215,7 @@ def bench_batching(model, repeats: int) -> dict:
 
 def bench_backends(repeats: int, calls: int) -> list[tuple[str, dict]]:
     """The same figures on both backends, measured side by side (interleaved)."""
-    models = {name: load_model(backend=name, show_progress=False) for name in BACKENDS}
+    models = {name: load_model(MODEL, backend=name, show_progress=False) for name in BACKENDS}
     rows: dict[str, dict] = {name: {} for name in BACKENDS}
     story = GenerationRequest(messages="Write a long story about a cat.", max_new_tokens=200)
     listed = GenerationRequest(messages="List many cats with numbers as JSON.",
@@ -259,7 +262,7 @@ def _memory_with_adapters(backend: str) -> dict:
 import gc, json, psutil
 from chorus.runtime import load_model
 from chorus.runtime.library import SHIPPED
-m = load_model(backend={backend!r}, show_progress=False)
+m = load_model({MODEL!r}, backend={backend!r}, show_progress=False)
 m.generate('Hi', max_new_tokens=2); gc.collect()
 before = psutil.Process().memory_info().rss
 for name in {ADAPTER_NAMES!r}:
@@ -278,7 +281,7 @@ print(json.dumps([before, psutil.Process().memory_info().rss]))
 def _chorus_call_wall(backend: str, repeats: int) -> float:
     command = [os.path.join(os.path.dirname(sys.executable), "chorus"), "call", "--tools",
                os.path.join(DATA, "five_tools.json"), "Convert 250 euros to US dollars",
-               "--backend", backend]
+               "--backend", backend, "--model", MODEL]
     subprocess.run(command, capture_output=True, check=True)  # warm: caches filled once
     walls = [timed(subprocess.run, command, capture_output=True, check=True)[0]
              for _ in range(repeats)]
@@ -309,12 +312,16 @@ def _agreement(models: dict, limit: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=MODEL, help="embedded model name or path (default: "
+                        "the model the shipped role adapters fit)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sections", default="backends,transformers")
     parser.add_argument("--calls", type=int, default=24,
                         help="tool-calling requests compared across backends")
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
 
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB; chorus {chorus.__version__}; "
@@ -334,7 +341,7 @@ def transformers_figures(args) -> None:
     print(f"\ntransformers backend, dtype {args.dtype}", flush=True)
     sections = {"loading": lambda: bench_loading(args.dtype, args.repeats),
                 "memory": lambda: bench_memory(args.dtype)}
-    model = load_model(dtype=args.dtype, backend="transformers", show_progress=False)
+    model = load_model(MODEL, dtype=args.dtype, backend="transformers", show_progress=False)
     sections.update({
         "tokens/s": lambda: bench_tokens(model, args.repeats),
         "constraint set-up": lambda: bench_constraint_setup(model, args.repeats),

@@ -65,3 +65,15 @@ def test_the_caller_writes_calls_in_qwens_own_format(qwen):
         "</tool_call>")
     [call] = reply.value  # as written: grounding (which drops unit="celsius") comes after
     assert (call["name"], call["arguments"]["city"]) == ("get_weather", "Oslo")
+
+
+def test_an_added_call_follows_the_written_calls_on_llamacpp(qwen):
+    from chorus.agents.roles import caller
+
+    asked = caller(DEMO).request("What's the weather in Oslo and in Lisbon?", [], DEMO)
+    oslo = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    reply = qwen.complete(asked.model_copy(update={"output": asked.output.after([oslo])}))
+    # the written call goes in with the prompt: the reply holds it as written, then one more
+    assert reply.text.startswith('<tool_call>\n{"name": "get_weather", "arguments": '
+                                 '{"city": "Oslo"}}\n</tool_call>\n<tool_call>\n{')
+    assert reply.value[0] == oslo and len(reply.value) == 2

@@ -1,5 +1,10 @@
 """Grounded arguments: optional values the request does not support are left out."""
 
+import json
+from pathlib import Path
+
+import pytest
+
 from chorus.agents.grounding import adds_to, ground_calls, invented
 from chorus.tools import Tool, ToolRegistry
 
@@ -13,6 +18,7 @@ DEPARTURES = Tool.from_openai({
         "unit": {"type": "string", "enum": ["km", "mi"], "default": "km"},
         "accessible_only": {"type": "boolean", "description": "Step-free trains only."}}}})
 TOOLS = ToolRegistry([DEPARTURES])
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _arguments(arguments: dict, request: str) -> dict:
@@ -53,9 +59,17 @@ def test_an_optional_text_must_be_copied_not_worded_by_the_model():
                       request) == {"station": "Utrecht Centraal"}
 
 
-def test_an_optional_text_that_repeats_another_argument_is_left_out():
+def test_a_value_fills_as_many_arguments_as_the_request_gives_it():
     assert _arguments({"station": "Dover", "destination": "Dover"}, "Ferries from Dover") == \
         {"station": "Dover"}
+    assert _arguments({"station": "Dover", "destination": "Dover"},
+                      "Trains from Dover back to Dover") == {"station": "Dover",
+                                                              "destination": "Dover"}
+    # a number too: the first argument written keeps it
+    assert _arguments({"station": "Bern", "limit": 3, "destination": "3"},
+                      "Bern, 3 at most") == {"station": "Bern", "limit": 3}
+    assert _arguments({"station": "Bern 3", "limit": 3}, "Bern 3, 3 trains") == \
+        {"station": "Bern 3", "limit": 3}
 
 
 def test_required_arguments_are_never_dropped():
@@ -108,3 +122,45 @@ def test_a_call_with_numbers_or_only_values_the_request_does_not_give_is_invente
     # words may become codes, as long as some value comes from the request
     assert not invented(_call(station="MILANO C.LE", destination="Roma"), TOOLS, request)
     assert invented(_call(station="Paris"), TOOLS, "Hi there! How's it going?")
+
+
+def test_a_call_with_only_codes_is_invented_unless_the_request_speaks_of_its_tool():
+    balance = Tool.from_openai({
+        "name": "get_account_balance", "description": "Balance of one of your bank accounts.",
+        "parameters": {"type": "object", "properties": {
+            "account": {"type": "string", "enum": ["checking", "savings"]}}}})
+    tools = ToolRegistry([balance])
+    checking = {"name": "get_account_balance", "arguments": {"account": "checking"}}
+    assert invented(checking, tools, "Thanks a lot, that's all I needed.")
+    assert not invented(checking, tools, "How much money is in my bank account?")
+    assert not invented(checking, tools, "And for checking?")  # the code is a word of it
+    assert invented({"name": "get_account_balance", "arguments": {}}, tools, "Hi there!")
+
+
+GOLD_SETS = {  # (tools, requests with their gold calls, the request's field)
+    "suite": ("benchmarks/data/suite_tools.json", ["benchmarks/data/suite_cases.jsonl"],
+              "request"),
+    "first round": ("benchmarks/data/tools.json", ["benchmarks/data/tool_calls.jsonl"],
+                    "request"),
+    "training episodes": ("data/roles/tools.json", ["data/roles/train/episodes.jsonl",
+                                                    "data/roles/eval/episodes.jsonl"], "task"),
+}
+
+
+@pytest.mark.parametrize("name", GOLD_SETS)
+def test_no_gold_call_is_changed_refused_or_called_invented(name):
+    """The checks read words, so they can be too strict: every right call of the benchmark
+    suites and the training episodes must pass them as it is."""
+    tools_file, case_files, field = GOLD_SETS[name]
+    tools = ToolRegistry.from_openai_file(ROOT / tools_file)
+    cases = [json.loads(line) for path in case_files
+             for line in (ROOT / path).read_text().splitlines() if line.strip()]
+    flagged = []
+    for case in cases:
+        calls, request = case.get("calls") or [], case[field]
+        for position, call in enumerate(calls):
+            if invented(call, tools, request) or ground_calls([call], tools, request) != [call] \
+                    or position and not adds_to(call, calls[:position], tools, request):
+                flagged.append((request, call))
+    assert sum(len(case.get("calls") or []) for case in cases) > 100
+    assert flagged == []

@@ -16,9 +16,11 @@ def _tool(name: str, description: str, **parameters: str) -> Tool:
                                          for key, text in parameters.items()}}})
 
 
-def test_a_small_catalogue_is_shown_whole():
-    tools = ToolRegistry([_tool("a", "x"), _tool("b", "y")])
-    assert tools.relevant("anything", limit=2) is tools
+def test_a_small_catalogue_is_shown_whole_with_the_best_ranked_tool_first():
+    tools = ToolRegistry([_tool("a", "x"), _tool("b", "y"), _tool("c", "z")])
+    assert tools.relevant("anything", limit=3) is tools  # no word matches: as it is
+    assert tools.relevant("the x", limit=3) is tools  # the best one is first already
+    assert tools.relevant("the z", limit=3).names() == ["c", "a", "b"]
 
 
 def test_the_tools_a_request_is_about_come_first():

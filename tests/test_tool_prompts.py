@@ -142,3 +142,16 @@ def test_without_a_required_call_the_alternative_is_an_answer_in_words():
     # not an empty reply, and not a call in another syntax
     for text in ("", json.dumps(OSLO), f"```json\n{json.dumps(OSLO)}\n```"):
         assert not accepts(optional.grammar(), text)
+
+
+def test_an_added_call_follows_the_written_calls_on_transformers(tiny):
+    """A template with call tags (the tiny model's, with the tags added): the written calls
+    go in with the prompt, and the reply holds them as written, then one call more."""
+    tokenizer = tiny.backend.tokenizer
+    tokenizer.chat_template += "{# calls go between <tool_call> and </tool_call> #}"
+    tools = ToolRegistry([Tool.from_openai(WEATHER)])
+    oslo = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    asked = roles.caller(tools).request("Weather in Oslo and Rome?", [], tools)
+    reply = tiny.complete(asked.model_copy(update={"output": asked.output.after([oslo])}))
+    assert reply.text.startswith(written_calls([oslo], tokenizer.chat_template) + "<tool_call>")
+    assert reply.value[0] == oslo and len(reply.value) == 2

@@ -6,8 +6,9 @@ value from a given one, so the check runs after decoding, on the request's own w
 - an optional argument equal to its declared default goes (the call means the same without
   it) unless the request spells that value out;
 - an optional number stays only if the request contains that number;
-- an optional free string stays only if most of its words are in the request;
-- an optional flag stays only if the request names it (a word of the parameter's name).
+- an optional free string stays only if it is the request's text or a run of its words;
+- an optional flag stays only if the request names it (a word of the parameter's name);
+- an optional value that other arguments already hold as often as the request gives it goes.
 Required arguments, enum strings (often a word mapped to a code: "kilograms" -> "kg"),
 arrays and objects are left as the model wrote them. Identical calls are made once.
 """
@@ -15,6 +16,8 @@ arrays and objects are left as the model wrote them. Identical calls are made on
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from chorus.agents.scoring import unique_calls
@@ -40,11 +43,11 @@ def ground_calls(calls: list[dict[str, Any]], tools: ToolRegistry, request: str
         schema = tools.get(call["name"]).parameters
         required = set(schema.get("required", []))
         properties = schema.get("properties", {})
-        given = call.get("arguments", {})
-        arguments = {name: value for name, value in given.items()
+        arguments = {name: value for name, value in call.get("arguments", {}).items()
                      if name in required or _supported(name, value, properties.get(name, {}),
-                                                       request)
-                     and not _echoes(name, value, given)}
+                                                       request)}
+        for name in list(_repeats(arguments, required, request)):
+            del arguments[name]
         grounded.append({**call, "arguments": arguments})
     return unique_calls(grounded)
 
@@ -72,11 +75,18 @@ def invented(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
     """Whether `call` is made up rather than asked for: it holds a number the request does
     not give, or none of its values (enum codes and flags aside) comes from the request.
     A model that has no tool for "Hi there!" still writes a call, with a date or a city of
-    its own; words may be translated into values ("US dollars" -> "USD"), but not all."""
+    its own; words may be translated into values ("US dollars" -> "USD"), but not all.
+    A call with no such values (only codes, or no arguments) is made up when the request
+    speaks neither of its tool nor of one of its codes ("Thanks a lot" ->
+    `get_account_balance(account="checking")`)."""
     values = _given_values(call, tools)
     text = request.lower()
-    return _invents_numbers(call, tools, request) or bool(values) and not any(
-        _spelled_out(value, text) for value in values)
+    if _invents_numbers(call, tools, request):
+        return True
+    if values:
+        return not any(_spelled_out(value, text) for value in values)
+    return not _speaks_of(request, call, tools) and not any(
+        _as_word(code, text) for code in _codes(call, tools))
 
 
 def _invents_numbers(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
@@ -113,11 +123,22 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
     fresh = [value for value in _given_values(call, tools)
              if not any(str(value).lower() in other for other in used)]
     fresh += [code for code in _codes(call, tools) if str(code).lower() not in used
-              and re.search(rf"\b{re.escape(str(code).lower())}\b", text)]
+              and _as_word(code, text)]
     if fresh:
         return True
     return call["name"] not in {made.get("name") for made in earlier} and \
-        bool(ToolIndex(ToolRegistry([tools.get(call["name"])])).rank(request, 1))
+        _speaks_of(request, call, tools)
+
+
+def _speaks_of(request: str, call: dict[str, Any], tools: ToolRegistry) -> bool:
+    """Whether the request has a word of the called tool's name, description or parameters
+    (stemmed, as tool retrieval matches them)."""
+    return bool(ToolIndex(ToolRegistry([tools.get(call["name"])])).rank(request, 1))
+
+
+def _as_word(value: Any, text: str) -> bool:
+    """Whether `value` is a word (or run of words) of `text`: "m" is in any text."""
+    return bool(re.search(rf"\b{re.escape(str(value).lower())}\b", text))
 
 
 def _codes(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
@@ -181,12 +202,35 @@ def _copied(value: str, text: str) -> bool:
         found[start:start + len(words)] == words for start in range(len(found)))
 
 
-def _echoes(name: str, value: Any, arguments: dict[str, Any]) -> bool:
-    """Whether an optional text argument repeats another argument's text (a ferry from
-    Dover to Dover, an end date equal to the start date): each value the request gives
-    fills one parameter. Numbers may well be equal (3 nights, 3 guests)."""
-    return isinstance(value, str) and any(
-        other != name and value == given for other, given in arguments.items())
+def _repeats(arguments: dict[str, Any], required: set[str], request: str) -> Iterator[str]:
+    """The optional arguments that repeat a value (a text or a number) of other arguments
+    more often than the request gives it: each value the request gives fills one parameter
+    (not a ferry from Dover to Dover, an end date equal to the start date, or "3 at most"
+    as both the number of results and their syllables). Required arguments use a value
+    first, then the optional ones in the order they were written."""
+    text = request.lower()
+    used: Counter = Counter()
+    for name in sorted(arguments, key=lambda name: name not in required):
+        value = arguments[name]
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            used[_value_key(value)] += 1
+            if name not in required and used[_value_key(value)] > _times_given(value, text):
+                yield name
+
+
+def _value_key(value: str | int | float) -> str:
+    """The same key for 3, 3.0 and "3"."""
+    number = _number(value) if isinstance(value, str) else float(value)
+    return value.lower() if number is None else str(number)
+
+
+def _times_given(value: str | int | float, text: str) -> int:
+    """How many times the request gives `value` (at least once: an argument kept so far is
+    supported by the request)."""
+    if isinstance(value, str):
+        return max(1, text.count(value.lower()))
+    return max(1, sum(1 for match in _NUMBER.findall(text)
+                      if _number(match) == float(value)))
 
 
 def _spelled_out(value: Any, text: str) -> bool:
@@ -204,13 +248,15 @@ def _spelled_out(value: Any, text: str) -> bool:
     return bool(words) and sum(w in present for w in words) * 2 > len(words)
 
 
+def _number(match: str) -> float | None:
+    try:
+        return float(match.replace(",", ""))
+    except ValueError:
+        return None
+
+
 def _numbers(text: str) -> set[float]:
-    found = set()
-    for match in _NUMBER.findall(text):
-        try:
-            found.add(float(match.replace(",", "")))
-        except ValueError:
-            continue
+    found = {number for number in map(_number, _NUMBER.findall(text)) if number is not None}
     found.update(float(n) for word, n in _NUMBER_WORDS.items()
                  if re.search(rf"\b{word}\b", text))
     return found

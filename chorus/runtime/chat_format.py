@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chorus.runtime.outputs import OutputType, ToolCalls
+from chorus.runtime.outputs import OutputType, ToolCalls, tagged_call
 
 Message = dict[str, str]
 ToolSpec = dict[str, Any]  # {"name", "description", "parameters"}: an OpenAI function spec
@@ -55,8 +55,7 @@ def written_calls(calls: Sequence[dict[str, Any]], template: str) -> str:
     tags = call_tags(template)
     if tags is None:
         return json.dumps(list(calls), ensure_ascii=False, separators=(",", ":"))
-    return "".join(f"{tags[0]}\n{json.dumps(call, ensure_ascii=False)}\n{tags[1]}\n"
-                   for call in calls)
+    return "".join(tagged_call(json.dumps(call, ensure_ascii=False), *tags) for call in calls)
 
 
 # How calls are written where the template has no syntax of its own (ToolCalls' JSON form).

@@ -1,6 +1,7 @@
 """peft LoRA adapters as GGUF LoRA files, for the llama.cpp backend.
 
-The arrays are peft's as they are (lora_a: rank x in, lora_b: out x rank, float32), named
+The arrays are peft's (lora_a: rank x in, lora_b: out x rank), stored as float16 as llama.cpp's
+own converter stores them (half the memory of float32, the same greedy outputs here), named
 the way llama.cpp names the base tensors they modify (`blk.N.attn_q.weight.lora_a`). For the
 llama architecture llama.cpp's own converter permutes the rows of the q and k weights (its
 rotary embedding expects the halves interleaved), so the rows of their lora_b are permuted
@@ -64,10 +65,11 @@ def convert(directory: Path, target: Path, *, architecture: str, heads: int,
         if match is None or match.group(2) not in _MODULES:
             raise AdapterError(f"{directory}: cannot place weight {key} in a llama.cpp model")
         layer, module, side = match.groups()
-        array = np.ascontiguousarray(array, dtype=np.float32)
+        array = np.asarray(array, dtype=np.float32)
         if side == "B" and architecture in _PERMUTED and module in ("q_proj", "k_proj"):
             array = _permute(array, heads if module == "q_proj" else kv_heads)
-        tensors[f"blk.{layer}.{_MODULES[module]}.weight.lora_{side.lower()}"] = array
+        tensors[f"blk.{layer}.{_MODULES[module]}.weight.lora_{side.lower()}"] = \
+            np.ascontiguousarray(array, dtype=np.float16)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     writer = gguf.GGUFWriter(str(partial), architecture)
@@ -87,7 +89,7 @@ def convert(directory: Path, target: Path, *, architecture: str, heads: int,
 def cached_conversion(directory: Path, *, architecture: str, heads: int,
                       kv_heads: int) -> Path:
     """The GGUF LoRA of `directory`, converted once per content and architecture."""
-    digest = hashlib.sha256(f"{architecture}:{heads}:{kv_heads}".encode())
+    digest = hashlib.sha256(f"f16:{architecture}:{heads}:{kv_heads}".encode())
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         path = directory / name
         if path.is_file():

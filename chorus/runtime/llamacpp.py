@@ -35,6 +35,7 @@ from chorus.runtime.chat_format import ToolSpec, chat_inputs, reply_output
 from chorus.runtime.gguf_lora import cached_conversion, read_peft
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.manifest import AdapterManifest, read_manifest
+from chorus.runtime.outputs import reply_prefix
 from chorus.runtime.prompt_cache import MIN_PREFIX, PromptCache, common_prefix
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.sources import cached_sha256
@@ -162,7 +163,14 @@ class LlamaCppBackend:
         random = np.random.default_rng(request.seed) if request.temperature > 0 else None
         started = time.perf_counter()
         self._prefill(request.adapter, tokens)
-        while True:
+        prefix = reply_prefix(request.output)
+        if prefix:  # fed in one pass, and the grammar's matcher follows it as if decoded
+            prefix_tokens = self.llm.tokenize(prefix.encode(), add_bos=False, special=True)
+            for token in prefix_tokens:
+                tracker.advance(0, token)
+            if not tracker.finished[0]:
+                self._extend(prefix_tokens)
+        while not tracker.finished[0]:
             logits = np.ctypeslib.as_array(
                 self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
             # Greedy, a token the grammar allows is the masked argmax too: checking that one
@@ -175,9 +183,8 @@ class LlamaCppBackend:
             if token is None:
                 token = _choose(logits, request.temperature, request.top_p, random)
             tracker.advance(0, token)
-            if tracker.finished[0]:
-                break
-            self._extend([token])
+            if not tracker.finished[0]:
+                self._extend([token])
         return tracker.result(0, len(tokens), time.perf_counter() - started)
 
     def _prefill(self, adapter: str | None, tokens: list[int]) -> None:

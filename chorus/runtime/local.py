@@ -24,6 +24,7 @@ from chorus.errors import ChorusError, check_context
 from chorus.runtime.adapters import AdapterRegistry
 from chorus.runtime.chat_format import render_with_tokenizer, reply_output
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
+from chorus.runtime.outputs import reply_prefix
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.types import GenerationRequest, GenerationResult, TextCallback
 
@@ -71,16 +72,21 @@ class LocalBackend:
         first = requests[0]
         adapter_rows = [self.adapters.require(r.adapter) for r in requests]
         matchers = [self.grammars.matcher(r.output) if r.output else None for r in requests]
-        prompts = [render_with_tokenizer(self.tokenizer, r.messages, r.tools)
+        prompts = [self._tokens(render_with_tokenizer(self.tokenizer, r.messages, r.tools))
                    for r in requests]
-        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True,
-                                add_special_tokens=False)
-        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        lengths = [len(prompt) for prompt in prompts]
         for request, length in zip(requests, lengths, strict=True):
             check_context(length, request.max_new_tokens, self.context)
         tracker = RowTracker(
             requests, matchers=matchers, eos_ids=self.eos_ids, on_text=on_text,
             decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
+        # A reply's forced start goes in with the prompt, and its matcher follows it.
+        for row, request in enumerate(requests):
+            prefix = self._tokens(reply_prefix(request.output))
+            for token in prefix:
+                tracker.advance(row, token)
+            prompts[row] += prefix
+        inputs = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt")
         options = dict(
             max_new_tokens=max(r.max_new_tokens for r in requests),
             stopping_criteria=StoppingCriteriaList([_StopRows(tracker)]),
@@ -104,6 +110,9 @@ class LocalBackend:
 
         return [tracker.result(row, lengths[row], latency)
                 for row in range(len(requests))]
+
+    def _tokens(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
 class _StopRows(StoppingCriteria):

@@ -306,6 +306,11 @@ class ToolCalls:
         return TaggedCalls(self, open_tag, close_tag, special)
 
 
+def tagged_call(call: str, open_tag: str, close_tag: str) -> str:
+    """One call (a JSON text) as a tagged reply writes it."""
+    return f"{open_tag}\n{call}\n{close_tag}\n"
+
+
 @dataclass(frozen=True)
 class TaggedCalls:
     """`calls` written as chat templates like Qwen2.5's and Hermes' ask: each call a JSON
@@ -321,6 +326,12 @@ class TaggedCalls:
     def key(self) -> str:
         return _key("tagged", json.dumps([self.calls.key, self.open_tag, self.close_tag,
                                           self.special]))
+
+    @property
+    def prefix(self) -> str:
+        """The text every reply starts with: the calls already written."""
+        return "".join(tagged_call(call, self.open_tag, self.close_tag)
+                       for call in self.calls.written)
 
     def grammar(self) -> str:
         def tag(text: str) -> str:
@@ -360,6 +371,13 @@ class TaggedCalls:
 
 
 OutputType = JsonSchema | Regex | Choice | Lark | ToolCalls | TaggedCalls
+
+
+def reply_prefix(output: OutputType | None) -> str:
+    """The text a reply in `output` starts with whatever the model does (the calls an
+    added call follows). Backends feed it to the model with the prompt, in one batched
+    pass, instead of decoding it token by token (about 1.5 s a call on two cores)."""
+    return output.prefix if isinstance(output, TaggedCalls) else ""
 
 
 def as_output(output: Any) -> OutputType:

@@ -54,15 +54,23 @@ class ToolRegistry:
         return list(self._tools)
 
     def relevant(self, request: str, limit: int = MAX_SHOWN_TOOLS) -> ToolRegistry:
-        """The tools to show the agents for `request`: this registry when it has at most
-        `limit` tools, else the `limit` that BM25 ranks best (chorus.tools.retrieval)."""
-        if len(self) <= limit:
-            return self
+        """The tools to show the agents for `request`, the one BM25 ranks best first
+        (chorus.tools.retrieval): of a catalogue over `limit` tools, the `limit` best, in
+        rank order; of a smaller one, all of them, the best first and the others in their
+        own order (so one set of tools gives at most as many prompts as it has tools, and
+        their states stay cached). Small models favour the tools listed first: each of
+        Qwen2.5-Coder-0.5B's wrong choices among unrelated tools was a tool listed before
+        the right one (benchmarks/RESULTS.md)."""
         from chorus.tools.retrieval import ToolIndex
 
         if self._index is None:
             self._index = ToolIndex(self)
-        return self._index.shown(request, limit)
+        if len(self) > limit:
+            return self._index.shown(request, limit)
+        best = self._index.rank(request, 1)
+        if not best or best[0].name == self.names()[0]:
+            return self
+        return ToolRegistry([*best, *(item for item in self if item.name != best[0].name)])
 
     def call_schema(self, max_string_length: int = MAX_ARGUMENT_STRING) -> dict[str, Any]:
         """One tool call: a union with a branch per tool, so the arguments always match the
