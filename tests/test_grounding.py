@@ -164,3 +164,34 @@ def test_no_gold_call_is_changed_refused_or_called_invented(name):
                 flagged.append((request, call))
     assert sum(len(case.get("calls") or []) for case in cases) > 100
     assert flagged == []
+
+
+def test_an_object_arguments_fields_are_grounded_by_the_same_rules():
+    quote = Tool.from_openai({
+        "name": "get_shipping_quote", "description": "Price to ship a package.",
+        "parameters": {"type": "object", "required": ["package"], "properties": {
+            "package": {"type": "object", "required": ["weight_kg"], "properties": {
+                "weight_kg": {"type": "number"},
+                "fragile": {"type": "boolean", "default": False},
+                "note": {"type": "string"}}}}}})
+    call = {"name": "get_shipping_quote", "arguments": {"package": {
+        "weight_kg": 2.5, "fragile": True, "note": "handle with care"}}}
+    assert ground_calls([call], ToolRegistry([quote]), "Ship a 2.5 kg parcel") == [
+        {"name": "get_shipping_quote", "arguments": {"package": {"weight_kg": 2.5}}}]
+    assert ground_calls([call], ToolRegistry([quote]), "Ship a fragile 2.5 kg parcel")[0][
+        "arguments"]["package"] == {"weight_kg": 2.5, "fragile": True}
+
+
+def test_a_word_naming_an_earlier_calls_tool_is_not_a_value_for_another_tool():
+    void = Tool.from_openai({"name": "void_invoice", "description": "Void an invoice.",
+                             "parameters": {"type": "object", "required": ["invoice_id"],
+                                            "properties": {"invoice_id": {"type": "string"}}}})
+    rhymes = Tool.from_openai({"name": "find_rhymes", "description": "Words that rhyme.",
+                               "parameters": {"type": "object", "required": ["word"],
+                                              "properties": {"word": {"type": "string"}}}})
+    tools = ToolRegistry([void, rhymes])
+    first = [{"name": "void_invoice", "arguments": {"invoice_id": "INV-2048"}}]
+    assert not adds_to({"name": "find_rhymes", "arguments": {"word": "void"}}, first, tools,
+                       "Void invoice INV-2048.")
+    assert adds_to({"name": "find_rhymes", "arguments": {"word": "void"}}, first, tools,
+                   "Void invoice INV-2048, and what rhymes with void?")

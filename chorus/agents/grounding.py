@@ -9,8 +9,9 @@ value from a given one, so the check runs after decoding, on the request's own w
 - an optional free string stays only if it is the request's text or a run of its words;
 - an optional flag stays only if the request names it (a word of the parameter's name);
 - an optional value that other arguments already hold as often as the request gives it goes.
-Required arguments, enum strings (often a word mapped to a code: "kilograms" -> "kg"),
-arrays and objects are left as the model wrote them. Identical calls are made once.
+Required arguments, enum strings (often a word mapped to a code: "kilograms" -> "kg") and
+arrays are left as the model wrote them; an object argument's fields follow the same rules.
+Identical calls are made once.
 """
 
 from __future__ import annotations
@@ -40,16 +41,27 @@ def ground_calls(calls: list[dict[str, Any]], tools: ToolRegistry, request: str
         if call.get("name") not in tools:
             grounded.append(call)
             continue
-        schema = tools.get(call["name"]).parameters
-        required = set(schema.get("required", []))
-        properties = schema.get("properties", {})
-        arguments = {name: value for name, value in call.get("arguments", {}).items()
-                     if name in required or _supported(name, value, properties.get(name, {}),
-                                                       request)}
-        for name in list(_repeats(arguments, required, request)):
-            del arguments[name]
+        arguments = _grounded_object(call.get("arguments", {}),
+                                     tools.get(call["name"]).parameters, request)
         grounded.append({**call, "arguments": arguments})
     return unique_calls(grounded)
+
+
+def _grounded_object(values: dict[str, Any], schema: dict[str, Any], request: str
+                     ) -> dict[str, Any]:
+    """The arguments (or an object argument's fields, by the same rules) that stay."""
+    required = set(schema.get("required", []))
+    properties = schema.get("properties", {})
+    kept = {}
+    for name, value in values.items():
+        spec = properties.get(name, {})
+        if isinstance(value, dict) and isinstance(spec.get("properties"), dict):
+            value = _grounded_object(value, spec, request)
+        if name in required or _supported(name, value, spec, request):
+            kept[name] = value
+    for name in list(_repeats(kept, required, request)):
+        del kept[name]
+    return kept
 
 
 def grounded(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
@@ -124,6 +136,10 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
              if not any(str(value).lower() in other for other in used)]
     fresh += [code for code in _codes(call, tools) if str(code).lower() not in used
               and _as_word(code, text)]
+    # A word naming what an earlier call does is not a value for another tool ("Void
+    # invoice INV-2048" -> find_rhymes(word="void")).
+    named = {word for made in earlier for word in str(made.get("name", "")).lower().split("_")}
+    fresh = [value for value in fresh if str(value).lower() not in named]
     if fresh:
         return True
     return call["name"] not in {made.get("name") for made in earlier} and \
