@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chorus.agents.grounding import adds_to, ground_calls, invented
+from chorus.agents.grounding import adds_to, ground_calls, invented, released
 from chorus.tools import Tool, ToolRegistry
 
 DEPARTURES = Tool.from_openai({
@@ -160,7 +160,8 @@ def test_no_gold_call_is_changed_refused_or_called_invented(name):
         calls, request = case.get("calls") or [], case[field]
         for position, call in enumerate(calls):
             if invented(call, tools, request) or ground_calls([call], tools, request) != [call] \
-                    or position and not adds_to(call, calls[:position], tools, request):
+                    or position and not adds_to(call, calls[:position], tools, request) \
+                    or any(released(made, call, tools) != made for made in calls[:position]):
                 flagged.append((request, call))
     assert sum(len(case.get("calls") or []) for case in cases) > 100
     assert flagged == []
@@ -195,3 +196,14 @@ def test_a_word_naming_an_earlier_calls_tool_is_not_a_value_for_another_tool():
                        "Void invoice INV-2048.")
     assert adds_to({"name": "find_rhymes", "arguments": {"word": "void"}}, first, tools,
                    "Void invoice INV-2048, and what rhymes with void?")
+
+
+def test_a_value_the_first_call_took_as_an_option_goes_to_the_added_call():
+    request = "Show me train departures from Amsterdam Centraal and from Utrecht Centraal."
+    first = _call(station="Amsterdam Centraal", destination="Utrecht Centraal")
+    utrecht = _call(station="Utrecht Centraal")
+    assert adds_to(utrecht, [first], TOOLS, request)
+    assert released(first, utrecht, TOOLS) == _call(station="Amsterdam Centraal")
+    # a value both calls hold under the same parameter stays in both
+    same_date = _call(station="Bern", date="2025-07-19")
+    assert released(same_date, _call(station="Basel", date="2025-07-19"), TOOLS) == same_date

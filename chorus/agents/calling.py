@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from chorus.agents.grounding import adds_to, invented
+from chorus.agents.grounding import adds_to, invented, released
 from chorus.agents.roles import caller, get_role, planner
 from chorus.agents.trajectory import Step, thought_step
 from chorus.runtime import GenerationRequest, GenerationResult, Model, library
@@ -140,7 +140,8 @@ def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
             task, tools = requests[index]
             [added] = get_role("caller").settle(result.value[-1:], task, tools)
             if adds_to(added, outcomes[index], tools, task):
-                outcomes[index] = outcomes[index] + [added]
+                outcomes[index] = [released(made, added, tools)
+                                   for made in outcomes[index]] + [added]
                 written[index] = result.value
                 grew.append(index)
         pending = grew

@@ -126,9 +126,11 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
     value of the request that no earlier call holds (not "report" beside "report.pdf"; an
     enum code counts only as a word of the request: "m" is in any text), or call another
     tool that the request speaks of (a word of its name, description or parameters: "rhymes
-    for 'heart'" and then where 'heart' comes from)."""
+    for 'heart'" and then where 'heart' comes from). A value an earlier call holds only as
+    an optional argument of another name is free to take (see `released`)."""
     if call in earlier or not grounded(call, tools, request):
         return False
+    earlier = [released(made, call, tools) for made in earlier]
     used = [str(value).lower() for made in earlier for value in _given_values(made, tools)]
     used += [str(value).lower() for made in earlier for value in _codes(made, tools)]
     text = request.lower()
@@ -144,6 +146,27 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
         return True
     return call["name"] not in {made.get("name") for made in earlier} and \
         _speaks_of(request, call, tools)
+
+
+def released(made: dict[str, Any], added: dict[str, Any], tools: ToolRegistry
+             ) -> dict[str, Any]:
+    """`made`, an earlier call, without its optional arguments that hold a value `added`
+    holds under another parameter: a small model puts the next call's value into the first
+    one ("from Amsterdam Centraal and from Utrecht Centraal" -> station Amsterdam
+    Centraal, destination Utrecht Centraal), and the added call is where it belongs."""
+    if made.get("name") not in tools:
+        return made
+    required = set(tools.get(made["name"]).parameters.get("required", []))
+    holders = {_value_key(value): name for name, value in added.get("arguments", {}).items()
+               if _is_value(value)}
+    arguments = {name: value for name, value in made.get("arguments", {}).items()
+                 if name in required or not _is_value(value)
+                 or holders.get(_value_key(value), name) == name}
+    return {**made, "arguments": arguments}
+
+
+def _is_value(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 def _speaks_of(request: str, call: dict[str, Any], tools: ToolRegistry) -> bool:
@@ -228,7 +251,7 @@ def _repeats(arguments: dict[str, Any], required: set[str], request: str) -> Ite
     used: Counter = Counter()
     for name in sorted(arguments, key=lambda name: name not in required):
         value = arguments[name]
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
+        if _is_value(value):
             used[_value_key(value)] += 1
             if name not in required and used[_value_key(value)] > _times_given(value, text):
                 yield name
