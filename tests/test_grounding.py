@@ -207,3 +207,6 @@ def test_a_value_the_first_call_took_as_an_option_goes_to_the_added_call():
     # a value both calls hold under the same parameter stays in both
     same_date = _call(station="Bern", date="2025-07-19")
     assert released(same_date, _call(station="Basel", date="2025-07-19"), TOOLS) == same_date
+    # a call of another tool takes nothing from the first call
+    rhymes = {"name": "find_rhymes", "arguments": {"word": "2025-07-19"}}
+    assert released(same_date, rhymes, TOOLS) == same_date

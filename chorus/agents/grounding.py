@@ -150,11 +150,13 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
 
 def released(made: dict[str, Any], added: dict[str, Any], tools: ToolRegistry
              ) -> dict[str, Any]:
-    """`made`, an earlier call, without its optional arguments that hold a value `added`
-    holds under another parameter: a small model puts the next call's value into the first
-    one ("from Amsterdam Centraal and from Utrecht Centraal" -> station Amsterdam
-    Centraal, destination Utrecht Centraal), and the added call is where it belongs."""
-    if made.get("name") not in tools:
+    """`made`, an earlier call of the tool `added` calls, without its optional arguments
+    that hold a value `added` holds under another parameter: a small model puts the next
+    call's value into the first one ("from Amsterdam Centraal and from Utrecht Centraal" ->
+    station Amsterdam Centraal, destination Utrecht Centraal), and the added call is where
+    it belongs. A call of another tool releases nothing: it may not take a date the first
+    call was asked for."""
+    if made.get("name") not in tools or made["name"] != added.get("name"):
         return made
     required = set(tools.get(made["name"]).parameters.get("required", []))
     holders = {_value_key(value): name for name, value in added.get("arguments", {}).items()
