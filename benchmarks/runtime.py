@@ -2,7 +2,7 @@
 backend's own (load, tokens/s, constraint set-up, adapters, memory, batching).
 
 Usage: python benchmarks/runtime.py [--model smollm2-135m] [--dtype float32|bfloat16]
-           [--repeats 3] [--sections backends,transformers] [--calls 24]
+           [--repeats 3] [--sections backends,adapter-memory,transformers] [--calls 24]
 Prints markdown tables; paste them into benchmarks/RESULTS.md with the command and machine.
 Medians of --repeats runs; ratios compare runs made side by side in this one process.
 """
@@ -333,6 +333,11 @@ def main() -> None:
             for figure, value in figures.items():
                 shown = f"{value:.3f}" if isinstance(value, float) else value
                 print(f"| {backend} | {figure} | {shown} |", flush=True)
+    if "adapter-memory" in wanted:  # the memory rows of `backends` alone
+        print("\n| backend | figure | value |\n| --- | --- | --- |")
+        for backend in BACKENDS:
+            for figure, value in _memory_with_adapters(backend).items():
+                print(f"| {backend} | {figure} | {value:.3f} |", flush=True)
     if "transformers" in wanted:
         transformers_figures(args)
 

@@ -210,3 +210,10 @@ def test_a_value_the_first_call_took_as_an_option_goes_to_the_added_call():
     # a call of another tool takes nothing from the first call
     rhymes = {"name": "find_rhymes", "arguments": {"word": "2025-07-19"}}
     assert released(same_date, rhymes, TOOLS) == same_date
+
+
+def test_a_value_is_written_as_the_request_spells_it():
+    assert _arguments({"station": "milano centrale"}, "Trains from Milano Centrale") == \
+        {"station": "Milano Centrale"}
+    assert _arguments({"station": "Pasta"}, "A pasta timer? Call it Pasta.") == \
+        {"station": "Pasta"}  # spelled so in the request already

@@ -8,7 +8,8 @@ value from a given one, so the check runs after decoding, on the request's own w
 - an optional number stays only if the request contains that number;
 - an optional free string stays only if it is the request's text or a run of its words;
 - an optional flag stays only if the request names it (a word of the parameter's name);
-- an optional value that other arguments already hold as often as the request gives it goes.
+- an optional value that other arguments already hold as often as the request gives it goes;
+- a free string the request holds in another case is written as the request spells it.
 Required arguments, enum strings (often a word mapped to a code: "kilograms" -> "kg") and
 arrays are left as the model wrote them; an object argument's fields follow the same rules.
 Identical calls are made once.
@@ -57,6 +58,8 @@ def _grounded_object(values: dict[str, Any], schema: dict[str, Any], request: st
         spec = properties.get(name, {})
         if isinstance(value, dict) and isinstance(spec.get("properties"), dict):
             value = _grounded_object(value, spec, request)
+        if isinstance(value, str) and "enum" not in spec:
+            value = _as_spelled(value, request)
         if name in required or _supported(name, value, spec, request):
             kept[name] = value
     for name in list(_repeats(kept, required, request)):
@@ -231,6 +234,15 @@ def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> boo
     if isinstance(value, int | float):
         return _spelled_out(value, text)
     return True
+
+
+def _as_spelled(value: str, request: str) -> str:
+    """`value` as the request spells it, where the model changed only its case ("cairo"
+    for "Cairo"): values are copied as given."""
+    start = request.lower().find(value.lower())
+    if value in request or start < 0 or len(request.lower()) != len(request):
+        return value  # as given, or not there (lowering may change lengths: then left)
+    return request[start:start + len(value)]
 
 
 def _copied(value: str, text: str) -> bool:
