@@ -207,9 +207,13 @@ def test_a_value_the_first_call_took_as_an_option_goes_to_the_added_call():
     # a value both calls hold under the same parameter stays in both
     same_date = _call(station="Bern", date="2025-07-19")
     assert released(same_date, _call(station="Basel", date="2025-07-19"), TOOLS) == same_date
-    # a call of another tool takes nothing from the first call
-    rhymes = {"name": "find_rhymes", "arguments": {"word": "2025-07-19"}}
-    assert released(same_date, rhymes, TOOLS) == same_date
+    # a call of another tool may not take a value to seem new
+    rhymes = Tool.from_openai({"name": "find_rhymes", "description": "Words that rhyme.",
+                               "parameters": {"type": "object", "required": ["word"],
+                                              "properties": {"word": {"type": "string"}}}})
+    tools = ToolRegistry([DEPARTURES, rhymes])
+    assert not adds_to({"name": "find_rhymes", "arguments": {"word": "Utrecht Centraal"}},
+                       [first], tools, request)
 
 
 def test_a_value_is_written_as_the_request_spells_it():

@@ -129,11 +129,13 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
     value of the request that no earlier call holds (not "report" beside "report.pdf"; an
     enum code counts only as a word of the request: "m" is in any text), or call another
     tool that the request speaks of (a word of its name, description or parameters: "rhymes
-    for 'heart'" and then where 'heart' comes from). A value an earlier call holds only as
-    an optional argument of another name is free to take (see `released`)."""
+    for 'heart'" and then where 'heart' comes from). A value an earlier call of the same
+    tool holds only as an optional argument of another name is free to take (`released`)."""
     if call in earlier or not grounded(call, tools, request):
         return False
-    earlier = [released(made, call, tools) for made in earlier]
+    # another tool may not take a value the first call was asked for (a date), to seem new
+    earlier = [released(made, call, tools) if made.get("name") == call["name"] else made
+               for made in earlier]
     used = [str(value).lower() for made in earlier for value in _given_values(made, tools)]
     used += [str(value).lower() for made in earlier for value in _codes(made, tools)]
     text = request.lower()
@@ -153,13 +155,12 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
 
 def released(made: dict[str, Any], added: dict[str, Any], tools: ToolRegistry
              ) -> dict[str, Any]:
-    """`made`, an earlier call of the tool `added` calls, without its optional arguments
-    that hold a value `added` holds under another parameter: a small model puts the next
-    call's value into the first one ("from Amsterdam Centraal and from Utrecht Centraal" ->
-    station Amsterdam Centraal, destination Utrecht Centraal), and the added call is where
-    it belongs. A call of another tool releases nothing: it may not take a date the first
-    call was asked for."""
-    if made.get("name") not in tools or made["name"] != added.get("name"):
+    """`made`, an earlier call, without its optional arguments that hold a value `added`
+    holds under another parameter: a small model puts the next call's value into the first
+    one ("from Amsterdam Centraal and from Utrecht Centraal" -> station Amsterdam
+    Centraal, destination Utrecht Centraal; the moon phase "in Madrid" when Madrid is
+    where Venus is to be seen), and the added call is where it belongs."""
+    if made.get("name") not in tools:
         return made
     required = set(tools.get(made["name"]).parameters.get("required", []))
     holders = {_value_key(value): name for name, value in added.get("arguments", {}).items()
