@@ -33,6 +33,7 @@ from chorus.runtime.rowwise_lora import supports_rowwise
 from chorus.tools import ToolRegistry
 
 ADAPTER_NAMES = ["planner", "caller", "summarizer", "verifier"]
+SHIPPED_FOLDERS = ["planner-v1", "caller-v1", "summarizer", "verifier"]  # chorus/role_adapters
 # The model measured: the one the shipped role adapters were trained on (--model).
 MODEL = "smollm2-135m"
 BACKENDS = ["llamacpp", "transformers"]
@@ -265,8 +266,8 @@ from chorus.runtime.library import SHIPPED
 m = load_model({MODEL!r}, backend={backend!r}, show_progress=False)
 m.generate('Hi', max_new_tokens=2); gc.collect()
 before = psutil.Process().memory_info().rss
-for name in {ADAPTER_NAMES!r}:
-    m.adapters.load(SHIPPED / name, name=name)
+for name, folder in zip({ADAPTER_NAMES!r}, {SHIPPED_FOLDERS!r}):
+    m.adapters.load(SHIPPED / folder, name=name)
     m.generate('Hi', adapter=name, max_new_tokens=2)
 gc.collect()
 print(json.dumps([before, psutil.Process().memory_info().rss]))
@@ -311,6 +312,7 @@ def _agreement(models: dict, limit: int) -> dict:
 
 
 def main() -> None:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=MODEL, help="embedded model name or path (default: "
                         "the model the shipped role adapters fit)")
@@ -320,7 +322,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=24,
                         help="tool-calling requests compared across backends")
     args = parser.parse_args()
-    global MODEL
     MODEL = args.model
 
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores, "
