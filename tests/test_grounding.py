@@ -221,3 +221,4 @@ def test_a_value_is_written_as_the_request_spells_it():
         {"station": "Milano Centrale"}
     assert _arguments({"station": "Pasta"}, "A pasta timer? Call it Pasta.") == \
         {"station": "Pasta"}  # spelled so in the request already
+    assert _arguments({"station": "EUR"}, "Convert 250 euros") == {"station": "EUR"}  # a code

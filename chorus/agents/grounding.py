@@ -239,11 +239,12 @@ def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> boo
 
 def _as_spelled(value: str, request: str) -> str:
     """`value` as the request spells it, where the model changed only its case ("cairo"
-    for "Cairo"): values are copied as given."""
-    start = request.lower().find(value.lower())
-    if value in request or start < 0 or len(request.lower()) != len(request):
-        return value  # as given, or not there (lowering may change lengths: then left)
-    return request[start:start + len(value)]
+    for "Cairo"): values are copied as given. Only whole words count: "EUR" is a code,
+    not the start of "euros"."""
+    if value in request:
+        return value
+    found = re.search(rf"(?<!\w){re.escape(value)}(?!\w)", request, re.IGNORECASE)
+    return found.group(0) if found else value
 
 
 def _copied(value: str, text: str) -> bool:
