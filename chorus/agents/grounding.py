@@ -24,7 +24,6 @@ from typing import Any
 
 from chorus.agents.scoring import unique_calls
 from chorus.tools.registry import ToolRegistry
-from chorus.tools.retrieval import ToolIndex
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W_]+")
@@ -178,7 +177,7 @@ def _is_value(value: Any) -> bool:
 def _speaks_of(request: str, call: dict[str, Any], tools: ToolRegistry) -> bool:
     """Whether the request has a word of the called tool's name, description or parameters
     (stemmed, as tool retrieval matches them)."""
-    return bool(ToolIndex(ToolRegistry([tools.get(call["name"])])).rank(request, 1))
+    return call["name"] in tools.mentioned_in(request)
 
 
 def _as_word(value: Any, text: str) -> bool:
@@ -199,8 +198,7 @@ def _given_values(call: dict[str, Any], tools: ToolRegistry) -> list[Any]:
     properties = _properties(call, tools)
     return [item for name, value in call.get("arguments", {}).items()
             if not _coded(properties.get(name, {}))
-            for item in _leaves(value)
-            if isinstance(item, int | float | str) and not isinstance(item, bool)]
+            for item in _leaves(value) if _is_value(item)]
 
 
 def _properties(call: dict[str, Any], tools: ToolRegistry) -> dict[str, Any]:

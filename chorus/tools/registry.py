@@ -61,16 +61,25 @@ class ToolRegistry:
         their states stay cached). Small models favour the tools listed first: each of
         Qwen2.5-Coder-0.5B's wrong choices among unrelated tools was a tool listed before
         the right one (benchmarks/RESULTS.md)."""
+        index = self._tool_index()
+        if len(self) > limit:
+            return index.shown(request, limit)
+        best = index.rank(request, 1)
+        if not best or best[0].name == self.names()[0]:
+            return self
+        return ToolRegistry([*best, *(item for item in self if item.name != best[0].name)])
+
+    def mentioned_in(self, request: str) -> set[str]:
+        """The tools `request` speaks of: it has a (stemmed) word of their name, description
+        or parameters, as retrieval matches them."""
+        return {item.name for item in self._tool_index().rank(request, len(self))}
+
+    def _tool_index(self):
         from chorus.tools.retrieval import ToolIndex
 
         if self._index is None:
             self._index = ToolIndex(self)
-        if len(self) > limit:
-            return self._index.shown(request, limit)
-        best = self._index.rank(request, 1)
-        if not best or best[0].name == self.names()[0]:
-            return self
-        return ToolRegistry([*best, *(item for item in self if item.name != best[0].name)])
+        return self._index
 
     def call_schema(self, max_string_length: int = MAX_ARGUMENT_STRING) -> dict[str, Any]:
         """One tool call: a union with a branch per tool, so the arguments always match the
