@@ -77,6 +77,8 @@ def main() -> None:
                         help="auto: the shipped planner/caller adapters where they fit")
     parser.add_argument("--data", default="suite", choices=["suite", "legacy"])
     parser.add_argument("--limit", type=int, help="first N requests of each category")
+    parser.add_argument("--categories", nargs="+", choices=CATEGORIES,
+                        help="only these categories (default: all)")
     parser.add_argument("--max-calls", type=int, default=3,
                         help="1 turns off the extra calls the model is made to write")
     parser.add_argument("--warm", action="store_true",
@@ -85,7 +87,9 @@ def main() -> None:
     args = parser.parse_args()
 
     tools, cases = load_cases(args.data)
-    cases = spread(cases, args.limit)
+    cases = spread([case for case in cases
+                    if args.categories is None or case["category"] in args.categories],
+                   args.limit)
     model = load_model(args.model, backend=args.backend, show_progress=False)
     adapters = role_adapters(model) if args.adapters == "auto" else {}
     print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores; model {model.name} on "

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chorus.agents.grounding import adds_to, ground_calls, invented, released
+from chorus.agents.grounding import adds_to, ground_calls, invented, released, undone
 from chorus.tools import Tool, ToolRegistry
 
 DEPARTURES = Tool.from_openai({
@@ -222,3 +222,16 @@ def test_a_value_is_written_as_the_request_spells_it():
     assert _arguments({"station": "Pasta"}, "A pasta timer? Call it Pasta.") == \
         {"station": "Pasta"}  # spelled so in the request already
     assert _arguments({"station": "EUR"}, "Convert 250 euros") == {"station": "EUR"}  # a code
+
+
+def test_what_the_calls_leave_undone_is_the_clauses_holding_none_of_their_values():
+    request = ("Departures from Amsterdam Centraal on 2025-05-02, then book a taxi to "
+               "'Dam Square' for 4 people.")
+    first = [{"name": "get_train_departures",
+              "arguments": {"station": "Amsterdam Centraal", "date": "2025-05-02"}}]
+    assert undone(request, first, TOOLS) == "book a taxi to for 4 people"  # quotes are values
+    assert undone(request, [], TOOLS) == ("Departures from Amsterdam Centraal on 2025-05-02 "
+                                          "book a taxi to for 4 people")
+    everything = [*first, {"name": "get_train_departures",
+                           "arguments": {"station": "Dam Square", "limit": 4}}]
+    assert undone(request, everything, TOOLS) == ""

@@ -16,10 +16,10 @@ catalogue is cut to the most relevant tools.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from chorus.agents.grounding import adds_to, invented, released
+from chorus.agents.grounding import adds_to, invented, released, undone
 from chorus.agents.roles import caller, get_role, planner
 from chorus.agents.trajectory import Step, thought_step
 from chorus.runtime import GenerationRequest, GenerationResult, Model, library
@@ -100,9 +100,12 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
                 thoughts[index] = [thought_step(result.value.thought)]
                 chosen.append(index)
     written: list[Calls] = [[] for _ in requests]  # the calls as the model wrote them
-    asked = {index: caller(tools, adapters.get("caller"), max_calls=max_calls)
-             .request(task, thoughts[index], tools)
-             for index in chosen for task, tools in [requests[index]]}
+
+    def ask(index: int, tools: ToolRegistry) -> GenerationRequest:
+        return caller(tools, adapters.get("caller"), max_calls=max_calls).request(
+            requests[index][0], thoughts[index], tools)
+
+    asked = {index: ask(index, requests[index][1]) for index in chosen}
     results = _generate(model, list(asked.values()), batch_size, raise_errors)
     for index, result in zip(asked, results, strict=True):
         task, tools = requests[index]
@@ -114,24 +117,34 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
         # "Hi there!"): such a call is not made, and `direct` says [] this way.
         outcomes[index] = [call for call in get_role("caller").settle(result.value, task, tools)
                            if not invented(call, tools, task)]
-    _add_calls(model, requests, asked, outcomes, written, max_calls, batch_size)
+    _add_calls(model, requests, ask, outcomes, written, max_calls, batch_size)
     return outcomes
 
 
 def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
-               asked: dict[int, GenerationRequest], outcomes: list[Calls | None],
-               written: list[Calls], max_calls: int, batch_size: int) -> None:
+               ask: Callable[[int, ToolRegistry], GenerationRequest],
+               outcomes: list[Calls | None], written: list[Calls], max_calls: int,
+               batch_size: int) -> None:
     """A small model writes one call and stops, even when the task asks the same thing for
     several values or two things at once (Qwen2.5-Coder-0.5B: 0 of 16 such requests). So it
     is made to write one call more than it did: its first request again, asking for the
     calls it wrote and one more (`ToolCalls.after`), and the new call is kept only if it
     does more of the task (`grounding.adds_to`); again while calls are kept, up to
-    `max_calls`."""
+    `max_calls`.
+
+    The tool likeliest for the part of the task the calls so far leave undone
+    (`grounding.undone`) is listed first, as the first request lists the likeliest for the
+    whole task: asked for one call more, the model writes the first listed tool again ("void
+    invoice INV-1200" after creating an invoice -> `create_invoice` again)."""
     pending = [index for index, calls in enumerate(outcomes) if calls]
     while pending := [index for index in pending if len(written[index]) < max_calls]:
-        prepared = [asked[index].model_copy(
-            update={"output": asked[index].output.after(written[index])})
-            for index in pending]
+        prepared = []
+        for index in pending:
+            task, tools = requests[index]
+            left = undone(task, outcomes[index], tools)
+            again = ask(index, tools.relevant(left, len(tools)))
+            prepared.append(again.model_copy(
+                update={"output": again.output.after(written[index])}))
         grew = []
         results = _generate(model, prepared, batch_size, raise_errors=False)
         for index, result in zip(pending, results, strict=True):

@@ -137,14 +137,21 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
                for made in earlier]
     used = [str(value).lower() for made in earlier for value in _given_values(made, tools)]
     used += [str(value).lower() for made in earlier for value in _codes(made, tools)]
+    used_words = {word for value in used for word in _WORD.findall(value)}
     text = request.lower()
+    # New: not inside a value an earlier call holds, nor made of such values only ("2, 4,
+    # 4, 5" as a search query beside the numbers [2, 4, 4, 5]).
     fresh = [value for value in _given_values(call, tools)
-             if not any(str(value).lower() in other for other in used)]
+             if not any(str(value).lower() in other for other in used)
+             and not set(_WORD.findall(str(value).lower())) <= used_words]
     fresh += [code for code in _codes(call, tools) if str(code).lower() not in used
               and _as_word(code, text)]
-    # A word naming what an earlier call does is not a value for another tool ("Void
-    # invoice INV-2048" -> find_rhymes(word="void")).
-    named = {word for made in earlier for word in str(made.get("name", "")).lower().split("_")}
+    # A word naming what an earlier call does or takes is not a value for another tool
+    # ("Void invoice INV-2048" -> find_rhymes(word="void"); "pay for plate 7ABC123" ->
+    # get_etymology(word="plate") beside license_plate="7ABC123").
+    named = {word for made in earlier
+             for name in [made.get("name", ""), *made.get("arguments", {})]
+             for word in str(name).lower().split("_")}
     fresh = [value for value in fresh if str(value).lower() not in named]
     if fresh:
         return True
@@ -168,6 +175,23 @@ def released(made: dict[str, Any], added: dict[str, Any], tools: ToolRegistry
                  if name in required or not _is_value(value)
                  or holders.get(_value_key(value), name) == name}
     return {**made, "arguments": arguments}
+
+
+# Where a request moves on to its next part: punctuation, and the words that join two asks.
+_CLAUSE_BREAK = re.compile(r"[,;?!]|\.(?:\s|$)|\b(?:and|then|also|plus)\b", re.IGNORECASE)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\u201c[^\u201d]*\u201d")
+
+
+def undone(request: str, calls: list[dict[str, Any]], tools: ToolRegistry) -> str:
+    """The parts of `request` that `calls` leave undone: its clauses (split at punctuation
+    and at "and", "then", "also", "plus") that hold none of the calls' values, quoted text
+    left out (a value to use, not a thing to do). "" when every clause holds one.
+    "Quote shipping from 94103 to 10001, and schedule a pickup at 500 Howard St" after the
+    quote -> " and schedule a pickup at 500 Howard St"."""
+    values = [value for call in calls for value in _given_values(call, tools)]
+    clauses = [clause for clause in _CLAUSE_BREAK.split(request)
+               if not any(_spelled_out(value, clause.lower()) for value in values)]
+    return " ".join(_QUOTED.sub(" ", " ".join(clauses)).split())
 
 
 def _is_value(value: Any) -> bool:
@@ -265,10 +289,28 @@ def _repeats(arguments: dict[str, Any], required: set[str], request: str) -> Ite
     used: Counter = Counter()
     for name in sorted(arguments, key=lambda name: name not in required):
         value = arguments[name]
-        if _is_value(value):
-            used[_value_key(value)] += 1
-            if name not in required and used[_value_key(value)] > _times_given(value, text):
-                yield name
+        values = [item for item in _leaves(value) if _is_value(item)]
+        used.update(_value_key(item) for item in values)
+        if name not in required and any(used[_value_key(item)] > _times_given(item, text)
+                                        for item in values):
+            yield name
+        elif name not in required and isinstance(value, str) and _holds_another_value(
+                name, value, arguments, text):
+            yield name
+
+
+def _holds_another_value(name: str, value: str, arguments: dict[str, Any], text: str
+                         ) -> bool:
+    """Whether the text `value` has inside it a value of another argument that the
+    request gives only once: the request's own words copied into a note or a reason
+    ("Coco ate 60 grams of wet food and book my rabbit Coco a vet appointment on
+    2025-04-12" as the reason, beside the date 2025-04-12)."""
+    inside = value.lower()
+    return any(
+        other != name and _is_value(held) and str(held).lower() != inside
+        and re.search(rf"(?<!\w){re.escape(str(held).lower())}(?!\w)", inside)
+        and _times_given(held, text) == 1
+        for other, argument in arguments.items() for held in _leaves(argument))
 
 
 def _value_key(value: str | int | float) -> str:

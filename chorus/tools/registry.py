@@ -70,9 +70,11 @@ class ToolRegistry:
         return ToolRegistry([*best, *(item for item in self if item.name != best[0].name)])
 
     def mentioned_in(self, request: str) -> set[str]:
-        """The tools `request` speaks of: it has a (stemmed) word of their name, description
-        or parameters, as retrieval matches them."""
-        return {item.name for item in self._tool_index().rank(request, len(self))}
+        """The tools `request` speaks of: it has a (stemmed) word of their name or
+        description, as retrieval matches them (a parameter's word is not enough: "Max"
+        and `max_results`)."""
+        return {item.name for item in self._tool_index().rank(request, len(self),
+                                                               parameters=False)}
 
     def _tool_index(self):
         from chorus.tools.retrieval import ToolIndex

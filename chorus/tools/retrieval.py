@@ -60,13 +60,15 @@ class ToolIndex:
                               for row, item in enumerate(tools)])
         self._by_row = list(tools)
 
-    def rank(self, request: str, limit: int) -> list[Tool]:
-        """Up to `limit` tools, most relevant first; none when no word of the request matches."""
+    def rank(self, request: str, limit: int, *, parameters: bool = True) -> list[Tool]:
+        """Up to `limit` tools, most relevant first; none when no word of the request matches
+        (of their name and description only, with `parameters=False`)."""
         words = sorted({word for word in map(str.lower, _WORD.findall(request))
                         if word not in _STOP})
         if not words or limit <= 0:
             return []
-        query = " OR ".join(f'"{word}"' for word in words)
+        columns = "" if parameters else "{name description} : "
+        query = " OR ".join(f'{columns}"{word}"' for word in words)
         weights = ", ".join(map(str, _WEIGHTS))
         rows = self._db.execute(f"SELECT rowid FROM tool WHERE tool MATCH ? "
                                 f"ORDER BY bm25(tool, {weights}) LIMIT ?",
