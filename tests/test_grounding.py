@@ -235,3 +235,48 @@ def test_what_the_calls_leave_undone_is_the_clauses_holding_none_of_their_values
     everything = [*first, {"name": "get_train_departures",
                            "arguments": {"station": "Dam Square", "limit": 4}}]
     assert undone(request, everything, TOOLS) == ""
+
+
+VET = Tool.from_openai({
+    "name": "book_vet_appointment", "description": "Book a vet appointment for a pet.",
+    "parameters": {"type": "object", "required": ["pet_name", "date"], "properties": {
+        "pet_name": {"type": "string"}, "date": {"type": "string"},
+        "reason": {"type": "string", "description": "Why the visit."},
+        "cc_emails": {"type": "array", "items": {"type": "string"}}}}})
+
+
+def test_a_note_holding_another_arguments_value_is_the_request_copied_not_a_value():
+    request = "Book Luna a vet appointment on 2025-04-12 for a limp."
+    call = {"name": "book_vet_appointment", "arguments": {
+        "pet_name": "Luna", "date": "2025-04-12",
+        "reason": "Book Luna a vet appointment on 2025-04-12"}}
+    assert ground_calls([call], ToolRegistry([VET]), request)[0]["arguments"] == {
+        "pet_name": "Luna", "date": "2025-04-12"}
+    call["arguments"]["reason"] = "a limp"
+    assert ground_calls([call], ToolRegistry([VET]), request)[0]["arguments"]["reason"] \
+        == "a limp"
+
+
+def test_an_optional_list_may_not_repeat_a_value_given_once():
+    call = {"name": "book_vet_appointment", "arguments": {
+        "pet_name": "Luna", "date": "2025-04-12", "cc_emails": ["Luna", "vet@example.com"]}}
+    request = "Book Luna in on 2025-04-12 and copy vet@example.com"
+    assert "cc_emails" not in ground_calls([call], ToolRegistry([VET]), request)[0]["arguments"]
+
+
+def test_an_added_call_made_of_earlier_values_or_their_parameter_words_is_not_new():
+    rhymes = Tool.from_openai({
+        "name": "find_rhymes", "description": "Words that rhyme with a word.",
+        "parameters": {"type": "object", "required": ["word"], "properties": {
+            "word": {"type": "string"}, "max_results": {"type": "integer"}}}})
+    tools = ToolRegistry([VET, rhymes])
+    first = [{"name": "book_vet_appointment",
+              "arguments": {"pet_name": "Max", "date": "2025-04-12"}}]
+    request = "Book Max at the vet on 2025-04-12, pet name Max"
+    for word in ["Max 2025-04-12", "pet"]:  # values held already; a word of pet_name
+        assert not adds_to({"name": "find_rhymes", "arguments": {"word": word}}, first,
+                           tools, request)
+    # "Max" is a word of max_results, a parameter: not enough to speak of find_rhymes
+    assert tools.mentioned_in(request) == {"book_vet_appointment"}
+    assert adds_to({"name": "find_rhymes", "arguments": {"word": "Max"}}, first, tools,
+                   request + ", and what rhymes with Max?")

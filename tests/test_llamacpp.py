@@ -154,6 +154,16 @@ def test_broken_files_give_clear_errors(tmp_path, smol_llama):
         chorus.load_model(folder, backend="llamacpp")
 
 
+def test_an_adapters_size_is_read_from_its_header_without_loading_it(tmp_path):
+    from chorus.runtime.gguf_lora import peft_parameters, read_peft
+
+    _, weights = read_peft(SHIPPED / "caller-v1")
+    assert peft_parameters(SHIPPED / "caller-v1") == sum(int(w.size) for w in weights.values())
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"\xff" * 16)
+    with pytest.raises(AdapterError, match="Cannot read the adapter"):
+        peft_parameters(tmp_path)
+
+
 def test_the_llamacpp_path_never_imports_torch():
     code = ("import sys, chorus\n"
             "model = chorus.load_model(backend='llamacpp')\n"

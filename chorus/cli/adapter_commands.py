@@ -180,12 +180,12 @@ def list_adapters(args) -> int:
 def show_adapter(args) -> int:
     import json
 
-    from chorus.runtime.gguf_lora import read_peft
+    from chorus.runtime.gguf_lora import read_peft_config
     from chorus.runtime.library import locate
     from chorus.runtime.manifest import read_manifest
 
     path = locate(args.name)
-    config, _ = read_peft(path)
+    config = read_peft_config(path)
     weights = sum(f.stat().st_size for f in path.glob("adapter_model.*"))
     console = Console()
     console.print(f"[bold]{shown(args.name)}[/]  {shown(path)}", highlight=False)

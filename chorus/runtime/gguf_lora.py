@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ from chorus.paths import chorus_home
 _MODULES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
             "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
 _KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])\.weight$")
+MAX_HEADER = 100_000_000  # safetensors' own limit on a header
 _PERMUTED = ("llama",)  # architectures whose q/k rows llama.cpp's converter permutes
 
 
@@ -34,23 +36,51 @@ def _permute(weights: np.ndarray, heads: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(weights.shape))
 
 
-def read_peft(directory: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """An adapter folder's config and weights, or a clear error."""
-    from safetensors.numpy import load_file
-
+def read_peft_config(directory: Path) -> dict:
+    """An adapter folder's LoRA config, or a clear error."""
     try:
         config = json.loads((directory / "adapter_config.json").read_text())
-        weights = load_file(str(directory / "adapter_model.safetensors"))
-    except Exception as error:  # OSError, JSON errors, safetensors' own SafetensorError
-        raise AdapterError(f"Cannot read the adapter in {directory}: {error}. Is it a peft "
-                           "LoRA adapter folder (adapter_config.json, "
-                           "adapter_model.safetensors)?") from error
+    except (OSError, ValueError) as error:
+        raise _unreadable(directory, error) from error
     if not isinstance(config, dict):
         raise AdapterError(f"{directory}/adapter_config.json must be a JSON object")
     if config.get("peft_type", "LORA") != "LORA":
         raise AdapterError(f"{directory}: only LoRA adapters run on llama.cpp, not "
                            f"{config.get('peft_type')}")
+    return config
+
+
+def read_peft(directory: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """An adapter folder's config and weights, or a clear error."""
+    from safetensors.numpy import load_file
+
+    config = read_peft_config(directory)
+    try:
+        weights = load_file(str(directory / "adapter_model.safetensors"))
+    except Exception as error:  # OSError, safetensors' own SafetensorError
+        raise _unreadable(directory, error) from error
     return config, weights
+
+
+def peft_parameters(directory: Path) -> int:
+    """How many numbers the adapter's weights hold, read from the safetensors header: the
+    weights themselves are not loaded (a process that runs a converted adapter never needs
+    them, and memory freed after reading them is not given back)."""
+    try:
+        with open(directory / "adapter_model.safetensors", "rb") as file:
+            size = int.from_bytes(file.read(8), "little")
+            if not 2 <= size <= MAX_HEADER:
+                raise ValueError(f"a safetensors header of {size} bytes")
+            header = json.loads(file.read(size))
+        return sum(math.prod(entry["shape"]) for key, entry in header.items()
+                   if key != "__metadata__")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise _unreadable(directory, error) from error
+
+
+def _unreadable(directory: Path, error: Exception) -> AdapterError:
+    return AdapterError(f"Cannot read the adapter in {directory}: {error}. Is it a peft LoRA "
+                        "adapter folder (adapter_config.json, adapter_model.safetensors)?")
 
 
 def convert(directory: Path, target: Path, *, architecture: str, heads: int,
@@ -93,7 +123,8 @@ def cached_conversion(directory: Path, *, architecture: str, heads: int,
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         path = directory / name
         if path.is_file():
-            digest.update(path.read_bytes())
+            with open(path, "rb") as file:
+                digest.update(hashlib.file_digest(file, "sha256").digest())
     target = chorus_home() / "gguf-lora" / f"{directory.name}-{digest.hexdigest()[:16]}.gguf"
     if not target.is_file():
         convert(directory, target, architecture=architecture, heads=heads, kv_heads=kv_heads)

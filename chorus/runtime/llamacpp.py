@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -32,7 +33,7 @@ import numpy as np
 from chorus.errors import AdapterError, ModelLoadError, check_context
 from chorus.paths import chorus_home
 from chorus.runtime.chat_format import ToolSpec, chat_inputs, reply_output
-from chorus.runtime.gguf_lora import cached_conversion, read_peft
+from chorus.runtime.gguf_lora import cached_conversion, peft_parameters, read_peft_config
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.manifest import AdapterManifest, read_manifest
 from chorus.runtime.outputs import reply_prefix
@@ -43,6 +44,24 @@ from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResul
 
 DEFAULT_CONTEXT = 4096
 CACHED_STATES = 4  # adapters whose prompt state is kept while another one runs
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+FIXED_MMAP_THRESHOLD = 256 * 1024
+
+
+def give_large_blocks_back() -> None:
+    """Serve large allocations from mmap, given back to the system when freed. glibc raises
+    its mmap threshold to the size of each large block freed, so the compute buffers that
+    llama.cpp allocates anew whenever the active adapter changes come to live on the heap,
+    which does not shrink: with the 4 role adapters, RSS grew about 5 MB per adapter
+    switch. A fixed threshold turns that off (benchmarks/RESULTS.md). Linux (glibc) only."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, FIXED_MMAP_THRESHOLD)
+    except (OSError, AttributeError):  # another C library: nothing to tune
+        pass
 
 
 def default_threads() -> int:
@@ -63,6 +82,7 @@ class LlamaCppBackend:
                                  "10 minutes on 2 cores), or use --backend transformers"
                                  ) from error
         threads = n_threads or default_threads()
+        give_large_blocks_back()
         try:
             self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=threads,
                              n_threads_batch=threads, n_batch=512, verbose=False)
@@ -317,7 +337,7 @@ class GgufAdapters:
                 f"Adapter {path} was trained for base model '{manifest.base_model.name}', not "
                 f"for {self._backend.path.name}: a LoRA adapter only works on the weights it "
                 "was trained on. Train it again on this model (`chorus adapters train`).")
-        config, weights = read_peft(path)
+        config = read_peft_config(path)
         metadata = self._backend.llm.metadata
         architecture = metadata.get("general.architecture", "llama")
         heads = int(metadata.get(f"{architecture}.attention.head_count", 0))
@@ -333,7 +353,7 @@ class GgufAdapters:
                                f"{converted}): was it trained for this base model?")
         info = AdapterInfo(name=name, rank=int(config["r"]),
                            target_modules=tuple(sorted(config.get("target_modules") or ())),
-                           parameters=sum(int(w.size) for w in weights.values()),
+                           parameters=peft_parameters(path),
                            source=str(path))
         self._loaded[name] = (pointer, info, converted)
         return info
