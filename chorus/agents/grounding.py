@@ -139,8 +139,8 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
     used += [str(value).lower() for made in earlier for value in _codes(made, tools)]
     used_words = {word for value in used for word in _WORD.findall(value)}
     text = request.lower()
-    # New: not inside a value an earlier call holds, nor made of such values only ("2, 4,
-    # 4, 5" as a search query beside the numbers [2, 4, 4, 5]).
+    # A value is new when it is not inside one an earlier call holds, nor made of such
+    # values only ("2, 4, 4, 5" as a search query beside the numbers [2, 4, 4, 5]).
     fresh = [value for value in _given_values(call, tools)
              if not any(str(value).lower() in other for other in used)
              and not set(_WORD.findall(str(value).lower())) <= used_words]
@@ -187,7 +187,7 @@ def undone(request: str, calls: list[dict[str, Any]], tools: ToolRegistry) -> st
     and at "and", "then", "also", "plus") that hold none of the calls' values, quoted text
     left out (a value to use, not a thing to do). "" when every clause holds one.
     "Quote shipping from 94103 to 10001, and schedule a pickup at 500 Howard St" after the
-    quote -> " and schedule a pickup at 500 Howard St"."""
+    quote -> "schedule a pickup at 500 Howard St"."""
     values = [value for call in calls for value in _given_values(call, tools)]
     clauses = [clause for clause in _CLAUSE_BREAK.split(request)
                if not any(_spelled_out(value, clause.lower()) for value in values)]
