@@ -280,3 +280,17 @@ def test_an_added_call_made_of_earlier_values_or_their_parameter_words_is_not_ne
     assert tools.mentioned_in(request) == {"book_vet_appointment"}
     assert adds_to({"name": "find_rhymes", "arguments": {"word": "Max"}}, first, tools,
                    request + ", and what rhymes with Max?")
+
+
+def test_another_tool_without_new_values_needs_a_word_the_earlier_tools_names_lack():
+    def tool(name: str, description: str) -> Tool:
+        return Tool.from_openai({"name": name, "description": description, "parameters": {
+            "type": "object", "required": ["invoice_id"],
+            "properties": {"invoice_id": {"type": "string"}}}})
+
+    tools = ToolRegistry([tool("send_invoice", "Email an invoice to a customer."),
+                          tool("void_invoice", "Cancel an invoice.")])
+    sent = [{"name": "send_invoice", "arguments": {"invoice_id": "INV-7781"}}]
+    void = {"name": "void_invoice", "arguments": {"invoice_id": "INV-7781"}}
+    assert not adds_to(void, sent, tools, "Send invoice INV-7781 to the customer.")
+    assert adds_to(void, sent, tools, "Send invoice INV-7781, then cancel it.")

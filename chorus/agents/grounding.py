@@ -155,8 +155,8 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
     fresh = [value for value in fresh if str(value).lower() not in named]
     if fresh:
         return True
-    return call["name"] not in {made.get("name") for made in earlier} and \
-        _speaks_of(request, call, tools)
+    called = {made.get("name") for made in earlier}
+    return call["name"] not in called and call["name"] in tools.mentioned_in(request, called)
 
 
 def released(made: dict[str, Any], added: dict[str, Any], tools: ToolRegistry

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +69,21 @@ class ToolRegistry:
             return self
         return ToolRegistry([*best, *(item for item in self if item.name != best[0].name)])
 
-    def mentioned_in(self, request: str) -> set[str]:
+    def mentioned_in(self, request: str, besides: Collection[str] = ()) -> set[str]:
         """The tools `request` speaks of: it has a (stemmed) word of their name or
         description, as retrieval matches them (a parameter's word is not enough: "Max"
-        and `max_results`)."""
-        return {item.name for item in self._tool_index().rank(request, len(self),
-                                                               parameters=False)}
+        and `max_results`). With `besides`, only by a word that is not in those tools'
+        names ("Send invoice INV-7781" speaks of `void_invoice` too, but not besides
+        `send_invoice`)."""
+        index = self._tool_index()
+
+        def spoken(text: str, columns: tuple[str, ...]) -> set[str]:
+            return {item.name for item in index.rank(text, len(self), columns=columns)}
+
+        if besides:
+            request = " ".join(word for word in index.words(request)
+                               if not spoken(word, ("name",)) & set(besides))
+        return spoken(request, ("name", "description"))
 
     def _tool_index(self):
         from chorus.tools.retrieval import ToolIndex

@@ -60,20 +60,24 @@ class ToolIndex:
                               for row, item in enumerate(tools)])
         self._by_row = list(tools)
 
-    def rank(self, request: str, limit: int, *, parameters: bool = True) -> list[Tool]:
+    def rank(self, request: str, limit: int, *,
+             columns: tuple[str, ...] = ("name", "description", "parameters")) -> list[Tool]:
         """Up to `limit` tools, most relevant first; none when no word of the request matches
-        (of their name and description only, with `parameters=False`)."""
-        words = sorted({word for word in map(str.lower, _WORD.findall(request))
-                        if word not in _STOP})
+        a word of their `columns`."""
+        words = sorted(set(self.words(request)))
         if not words or limit <= 0:
             return []
-        columns = "" if parameters else "{name description} : "
-        query = " OR ".join(f'{columns}"{word}"' for word in words)
+        query = " OR ".join(f'{{{" ".join(columns)}}} : "{word}"' for word in words)
         weights = ", ".join(map(str, _WEIGHTS))
         rows = self._db.execute(f"SELECT rowid FROM tool WHERE tool MATCH ? "
                                 f"ORDER BY bm25(tool, {weights}) LIMIT ?",
                                 (query, limit)).fetchall()
         return [self._by_row[row] for (row,) in rows]
+
+    @staticmethod
+    def words(request: str) -> list[str]:
+        """The words of `request` that are matched against the tools (stop words aside)."""
+        return [word for word in map(str.lower, _WORD.findall(request)) if word not in _STOP]
 
     def shown(self, request: str, limit: int) -> ToolRegistry:
         """The `limit` best ranked tools for `request`, topped up in catalogue order when
