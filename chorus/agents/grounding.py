@@ -127,8 +127,8 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
     `request`. It must be new and take every value from the request, and then either use a
     value of the request that no earlier call holds (not "report" beside "report.pdf"; an
     enum code counts only as a word of the request: "m" is in any text), or call another
-    tool that the request speaks of (a word of its name, description or parameters: "rhymes
-    for 'heart'" and then where 'heart' comes from). A value an earlier call of the same
+    tool that the request speaks of (a word of its name or description, not one of the
+    earlier calls' tool names: "rhymes for 'heart'" and then where the word comes from). A value an earlier call of the same
     tool holds only as an optional argument of another name is free to take (`released`)."""
     if call in earlier or not grounded(call, tools, request):
         return False
