@@ -7,8 +7,9 @@ Usage:
 Starts `chorus serve --model smollm2-135m --backend B` (the shipped adapters fit SmolLM2), then
 1. agreement: greedy requests (plain, JSON Schema, choice, and each of 4 adapters) through
    OpenAIBackend against the same requests on a local model of the same backend;
-2. throughput: --clients threads, each on one of 4 adapters, send --requests requests in all
-   at once; against the same requests sent one after another; new tokens per second, ratio.
+2. throughput: 1, 2, 4 and --clients threads send the --requests requests (over the base
+   model and 4 adapters) at once; against the same requests sent one after another from the
+   main thread; new tokens per second and the ratio, per number of clients.
 """
 
 from __future__ import annotations
@@ -99,12 +100,15 @@ def main() -> None:
             return remote.generate_batch([request])[0]
 
         one_by_one, tokens = timed(lambda: [send(r) for r in requests])
-        with ThreadPoolExecutor(args.clients) as pool:
-            together, tokens_together = timed(lambda: list(pool.map(send, requests)))
-        report = {"backend": args.backend, "requests": len(requests), "clients": args.clients,
+        curve = {}
+        for clients in sorted({1, 2, 4, args.clients}):
+            with ThreadPoolExecutor(clients) as pool:
+                together, tokens_together = timed(lambda: list(pool.map(send, requests)))
+            curve[clients] = {"tok_s": round(tokens_together / together, 1),
+                              "ratio": round((tokens_together / together)
+                                             / (tokens / one_by_one), 2)}
+        report = {"backend": args.backend, "requests": len(requests), "clients": curve,
                   "sequential_tok_s": round(tokens / one_by_one, 1),
-                  "concurrent_tok_s": round(tokens_together / together, 1),
-                  "ratio": round((tokens_together / together) / (tokens / one_by_one), 2),
                   "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
         print(json.dumps(report), flush=True)
     finally:

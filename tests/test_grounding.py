@@ -294,3 +294,22 @@ def test_another_tool_without_new_values_needs_a_word_the_earlier_tools_names_la
     void = {"name": "void_invoice", "arguments": {"invoice_id": "INV-7781"}}
     assert not adds_to(void, sent, tools, "Send invoice INV-7781 to the customer.")
     assert adds_to(void, sent, tools, "Send invoice INV-7781, then cancel it.")
+
+
+def test_an_optional_list_of_every_code_the_request_never_names_goes():
+    sprinkler = Tool.from_openai({
+        "name": "set_sprinkler_schedule", "description": "Water a zone on a schedule.",
+        "parameters": {"type": "object", "required": ["zone"], "properties": {
+            "zone": {"type": "integer"},
+            "days": {"type": "array", "items": {"type": "string", "enum": [
+                "mon", "tue", "wed", "thu", "fri", "sat", "sun"]}}}}})
+    tools = ToolRegistry([sprinkler])
+    call = {"name": "set_sprinkler_schedule", "arguments": {
+        "zone": 2, "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}}
+    assert ground_calls([call], tools, "Water zone 2.")[0]["arguments"] == {"zone": 2}
+    call["arguments"]["days"] = ["mon", "thu"]
+    assert ground_calls([call], tools, "Water zone 2 on Mondays and Thursdays.")[0][
+        "arguments"]["days"] == ["mon", "thu"]
+    call["arguments"]["days"] = ["sat", "sun"]  # codes may be words mapped to them
+    assert ground_calls([call], tools, "Water zone 2 at the weekend.")[0][
+        "arguments"]["days"] == ["sat", "sun"]

@@ -9,6 +9,8 @@ value from a given one, so the check runs after decoding, on the request's own w
 - an optional free string stays only if it is the request's text or a run of its words;
 - an optional flag stays only if the request names it (a word of the parameter's name);
 - an optional value that other arguments already hold as often as the request gives it goes;
+- an optional list of every code of its enum stays only if the request names one of them
+  (every weekday for a request that names no day means no choice was made);
 - a free string the request holds in another case is written as the request spells it.
 Required arguments, enum strings (often a word mapped to a code: "kilograms" -> "kg") and
 arrays are left as the model wrote them; an object argument's fields follow the same rules.
@@ -128,8 +130,9 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
     value of the request that no earlier call holds (not "report" beside "report.pdf"; an
     enum code counts only as a word of the request: "m" is in any text), or call another
     tool that the request speaks of (a word of its name or description, not one of the
-    earlier calls' tool names: "rhymes for 'heart'" and then where the word comes from). A value an earlier call of the same
-    tool holds only as an optional argument of another name is free to take (`released`)."""
+    earlier calls' tool names: "rhymes for 'heart'" and then where the word comes from). A
+    value an earlier call of the same tool holds only as an optional argument of another
+    name is free to take (`released`)."""
     if call in earlier or not grounded(call, tools, request):
         return False
     # another tool may not take a value the first call was asked for (a date), to seem new
@@ -256,6 +259,9 @@ def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> boo
         return _copied(value, text)
     if isinstance(value, int | float):
         return _spelled_out(value, text)
+    if isinstance(value, list) and _coded(spec) and len(value) > 1 \
+            and set(value) >= set(spec.get("items", spec).get("enum", [])):
+        return any(re.search(rf"\b{re.escape(str(code).lower())}", text) for code in value)
     return True
 
 
