@@ -7,6 +7,10 @@ Catalogues: the suite's 48 tools; and 160 tools, the union of the suite, the fir
 benchmark tools (36) and the training catalogue (76), first name wins. Requests: every
 request with gold calls of benchmarks/data/suite_cases.jsonl and tool_calls.jsonl. A request
 is recalled at k when every tool of its gold calls is among the k ranked first.
+
+A second table asks, for requests with several gold calls, whether the tool of the next call
+is the one shown first to the extra call (chorus.agents.calling), the tools ordered for the
+whole request or for what the calls before it leave undone (grounding.undone).
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import statistics
 import time
 from pathlib import Path
 
+from chorus.agents.grounding import undone
 from chorus.tools import Tool, ToolRegistry
 from chorus.tools.retrieval import ToolIndex
 
 DATA = Path(__file__).parent / "data"
 CATALOGUE = Path(__file__).parent.parent / "chorus" / "training" / "catalogue.json"
+ROLES = Path(__file__).parent.parent / "data" / "roles"  # the role adapters' training data
 
 
 def _specs(path: Path) -> list[dict]:
@@ -73,6 +79,44 @@ def main() -> None:
                                for k in sizes)
             print(f"| {label}, index built in {built_ms:.0f} ms | {source} ({len(cases)}) | "
                   f"{cells} | {statistics.median(timings):.2f} |")
+    next_call_first(requests)
+
+
+def next_call_first(requests: dict[str, list[dict]]) -> None:
+    """For the extra call (chorus.agents.calling): is the tool of a request's next gold call
+    the one listed first, when the tools are ordered for the whole request and when ordered
+    for what the calls before it leave undone (grounding.undone)? And after the last call,
+    how often does the order change (a new prompt to evaluate)?"""
+    episodes = [json.loads(line) for part in ("train", "eval") for line in
+                (ROLES / part / "episodes.jsonl").read_text().splitlines() if line.strip()]
+    sources = {"suite": (ToolRegistry.from_openai_file(DATA / "suite_tools.json"),
+                         requests["suite"]),
+               "first round": (ToolRegistry.from_openai_file(DATA / "tools.json"),
+                               requests["first round"]),
+               "training episodes": (ToolRegistry.from_openai_file(ROLES / "tools.json"),
+                                     [{**case, "request": case["task"]} for case in episodes
+                                      if case.get("calls")])}
+    print("\n| requests | next call's tool first: ordered for the request | ordered for "
+          "what is undone | order changed after the last call |\n| --- | --- | --- | --- |")
+    for label, (tools, cases) in sources.items():
+        before = after = following = changed = finished = 0
+        for case in cases:
+            given = ToolRegistry([tools.get(name) for name in case["tools"]]) \
+                if "tools" in case else tools
+            shown = given.relevant(case["request"])
+            for position in range(1, len(case["calls"]) + 1):
+                left = undone(case["request"], case["calls"][:position], shown)
+                first = shown.relevant(left, len(shown)).names()[0]
+                if position == len(case["calls"]):
+                    finished += 1
+                    changed += first != shown.names()[0]
+                    continue
+                wanted = case["calls"][position]["name"]
+                following += 1
+                before += shown.names()[0] == wanted
+                after += first == wanted
+        print(f"| {label} | {before}/{following} | {after}/{following} | "
+              f"{changed}/{finished} |")
 
 
 if __name__ == "__main__":
