@@ -46,22 +46,28 @@ DEFAULT_CONTEXT = 4096
 CACHED_STATES = 4  # adapters whose prompt state is kept while another one runs
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-FIXED_MMAP_THRESHOLD = 256 * 1024
+def give_freed_memory_back() -> None:
+    """Return the heap's free pages to the system. glibc raises its mmap threshold to the
+    size of each large block freed, so the compute buffers that llama.cpp allocates anew
+    after the active adapter changes come to live on the heap, which does not shrink by
+    itself: with the 4 role adapters, RSS grew about 5 MB per switch and went on growing
+    (benchmarks/RESULTS.md). Called after loading an adapter and after a call that switched
+    adapters (about 0.2 ms). glibc only."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
-def give_large_blocks_back() -> None:
-    """Serve large allocations from mmap, given back to the system when freed. glibc raises
-    its mmap threshold to the size of each large block freed, so the compute buffers that
-    llama.cpp allocates anew whenever the active adapter changes come to live on the heap,
-    which does not shrink: with the 4 role adapters, RSS grew about 5 MB per adapter
-    switch. A fixed threshold turns that off (benchmarks/RESULTS.md). Linux (glibc) only."""
+def _glibc():
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, FIXED_MMAP_THRESHOLD)
-    except (OSError, AttributeError):  # another C library: nothing to tune
-        pass
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # another C library
+        return None
+
+
+_LIBC = _glibc()
 
 
 def default_threads() -> int:
@@ -82,7 +88,6 @@ class LlamaCppBackend:
                                  "10 minutes on 2 cores), or use --backend transformers"
                                  ) from error
         threads = n_threads or default_threads()
-        give_large_blocks_back()
         try:
             self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=threads,
                              n_threads_batch=threads, n_batch=512, verbose=False)
@@ -182,6 +187,7 @@ class LlamaCppBackend:
                              decode=self._decode, on_text=on_text)
         random = np.random.default_rng(request.seed) if request.temperature > 0 else None
         started = time.perf_counter()
+        switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
         self._prefill(request.adapter, tokens)
         prefix = reply_prefix(request.output)
         if prefix:  # fed in one pass, and the grammar's matcher follows it as if decoded
@@ -205,6 +211,8 @@ class LlamaCppBackend:
             tracker.advance(0, token)
             if not tracker.finished[0]:
                 self._extend([token])
+        if switched:
+            give_freed_memory_back()
         return tracker.result(0, len(tokens), time.perf_counter() - started)
 
     def _prefill(self, adapter: str | None, tokens: list[int]) -> None:
@@ -356,6 +364,7 @@ class GgufAdapters:
                            parameters=peft_parameters(path),
                            source=str(path))
         self._loaded[name] = (pointer, info, converted)
+        give_freed_memory_back()  # what reading and converting it allocated
         return info
 
     def activate(self, name: str | None) -> None:
