@@ -6,7 +6,8 @@ Usage:
 
 Starts `chorus serve --model smollm2-135m --backend B` (the shipped adapters fit SmolLM2), then
 1. agreement: greedy requests (plain, JSON Schema, choice, and each of 4 adapters) through
-   OpenAIBackend against the same requests on a local model of the same backend;
+   OpenAIBackend against the same requests on a local model of the same backend; then the
+   same requests again, timed on both sides (the HTTP path's overhead);
 2. throughput: 1, 2, 4 and --clients threads send the --requests requests (over the base
    model and 4 adapters) at once; against the same requests sent one after another from the
    main thread; new tokens per second and the ratio, per number of clients.
@@ -19,6 +20,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +50,12 @@ def _requests(count: int) -> list[GenerationRequest]:
         requests.append(GenerationRequest(messages=PROMPTS[number % len(PROMPTS)],
                                           adapter=adapter, max_new_tokens=32, **shape))
     return requests
+
+
+def _seconds(model, request: GenerationRequest) -> float:
+    started = time.perf_counter()
+    model.generate_batch([request])
+    return time.perf_counter() - started
 
 
 def _start(backend: str) -> tuple[subprocess.Popen, str]:
@@ -88,6 +96,17 @@ def main() -> None:
             [here], [there] = local.generate_batch([request]), remote.generate_batch([request])
             same += (here.text, here.value, here.error) == (there.text, there.value, there.error)
         print(json.dumps({"backend": args.backend, "agreement": f"{same}/{len(requests)}"}),
+              flush=True)
+        # The HTTP path's cost: each request again (both sides warm now), here and there.
+        here_s, there_s = [], []
+        for request in requests:
+            here_s.append(_seconds(local, request))
+            there_s.append(_seconds(remote, request))
+        print(json.dumps({"backend": args.backend, "local_s": round(sum(here_s), 2),
+                          "http_s": round(sum(there_s), 2),
+                          "http_over_local": round(sum(there_s) / sum(here_s), 3),
+                          "median_ratio_per_request": round(statistics.median(
+                              t / h for t, h in zip(there_s, here_s, strict=True)), 3)}),
               flush=True)
         del local
 
