@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chorus.agents.grounding import adds_to, ground_calls, invented, released, undone
+from chorus.agents.grounding import adds_to, ground_calls, invented, released, undone, unshared
 from chorus.tools import Tool, ToolRegistry
 
 DEPARTURES = Tool.from_openai({
@@ -161,7 +161,8 @@ def test_no_gold_call_is_changed_refused_or_called_invented(name):
         for position, call in enumerate(calls):
             if invented(call, tools, request) or ground_calls([call], tools, request) != [call] \
                     or position and not adds_to(call, calls[:position], tools, request) \
-                    or any(released(made, call, tools) != made for made in calls[:position]):
+                    or any(released(made, call, tools) != made for made in calls[:position]) \
+                    or unshared(call, calls[:position], tools, request) != call:
                 flagged.append((request, call))
     assert sum(len(case.get("calls") or []) for case in cases) > 100
     assert flagged == []
@@ -313,3 +314,20 @@ def test_an_optional_list_of_every_code_the_request_never_names_goes():
     call["arguments"]["days"] = ["sat", "sun"]  # codes may be words mapped to them
     assert ground_calls([call], tools, "Water zone 2 at the weekend.")[0][
         "arguments"]["days"] == ["sat", "sun"]
+
+
+def test_an_added_call_of_another_tool_does_not_share_a_value_given_once():
+    score = Tool.from_openai({
+        "name": "get_match_score", "description": "The score of a game.",
+        "parameters": {"type": "object", "required": ["team"], "properties": {
+            "team": {"type": "string"}, "date": {"type": "string"}}}})
+    tools = ToolRegistry([score, DEPARTURES])
+    first = [{"name": "get_match_score", "arguments": {"team": "Leafs", "date": "2025-03-08"}}]
+    trains = {"name": "get_train_departures",
+              "arguments": {"station": "Toronto Union", "date": "2025-03-08"}}
+    request = "What was the Leafs score on 2025-03-08? And list departures from Toronto Union."
+    assert unshared(trains, first, tools, request)["arguments"] == {"station": "Toronto Union"}
+    twice = "The Leafs score on 2025-03-08, and departures from Toronto Union on 2025-03-08."
+    assert unshared(trains, first, tools, twice) == trains
+    again = {"name": "get_match_score", "arguments": {"team": "Oilers", "date": "2025-03-08"}}
+    assert unshared(again, first, tools, "Leafs and Oilers scores on 2025-03-08") == again

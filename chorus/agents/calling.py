@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from chorus.agents.grounding import adds_to, invented, released, undone
+from chorus.agents.grounding import adds_to, invented, released, undone, unshared
 from chorus.agents.roles import caller, get_role, planner
 from chorus.agents.trajectory import Step, thought_step
 from chorus.runtime import GenerationRequest, GenerationResult, Model, library
@@ -154,7 +154,8 @@ def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
             [added] = get_role("caller").settle(result.value[-1:], task, tools)
             if adds_to(added, outcomes[index], tools, task):
                 outcomes[index] = [released(made, added, tools)
-                                   for made in outcomes[index]] + [added]
+                                   for made in outcomes[index]] + [
+                    unshared(added, outcomes[index], tools, task)]
                 written[index] = result.value
                 grew.append(index)
         pending = grew

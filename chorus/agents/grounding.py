@@ -197,6 +197,25 @@ def undone(request: str, calls: list[dict[str, Any]], tools: ToolRegistry) -> st
     return " ".join(_QUOTED.sub(" ", " ".join(clauses)).split())
 
 
+def unshared(added: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegistry,
+             request: str) -> dict[str, Any]:
+    """`added` without its optional arguments whose value calls of other tools already hold
+    as often as the request gives it: a value fills one parameter ("the score on 2025-03-08?
+    And list train departures from Toronto Union": the date is the score's, not the
+    trains'). Calls of the same tool share values ("departures from A and from B on
+    2025-05-02": both trains on that day)."""
+    if added.get("name") not in tools:
+        return added
+    required = set(tools.get(added["name"]).parameters.get("required", []))
+    held = Counter(_value_key(value) for made in earlier if made.get("name") != added["name"]
+                   for value in _leaves(made.get("arguments", {})) if _is_value(value))
+    text = request.lower()
+    arguments = {name: value for name, value in added.get("arguments", {}).items()
+                 if name in required or not _is_value(value)
+                 or held[_value_key(value)] < _times_given(value, text)}
+    return {**added, "arguments": arguments}
+
+
 def _is_value(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
 
