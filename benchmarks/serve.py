@@ -52,10 +52,11 @@ def _requests(count: int) -> list[GenerationRequest]:
     return requests
 
 
-def _seconds(model, request: GenerationRequest) -> float:
+def _timed(run) -> tuple[float, int]:
+    """Seconds `run` takes, and the new tokens of the results it returns."""
     started = time.perf_counter()
-    model.generate_batch([request])
-    return time.perf_counter() - started
+    results = run()
+    return time.perf_counter() - started, sum(result.new_tokens for result in results)
 
 
 def _start(backend: str) -> tuple[subprocess.Popen, str]:
@@ -100,8 +101,8 @@ def main() -> None:
         # The HTTP path's cost: each request again (both sides warm now), here and there.
         here_s, there_s = [], []
         for request in requests:
-            here_s.append(_seconds(local, request))
-            there_s.append(_seconds(remote, request))
+            for model, seconds in ((local, here_s), (remote, there_s)):
+                seconds.append(_timed(lambda m=model, r=request: m.generate_batch([r]))[0])
         print(json.dumps({"backend": args.backend, "local_s": round(sum(here_s), 2),
                           "http_s": round(sum(there_s), 2),
                           "http_over_local": round(sum(there_s) / sum(here_s), 3),
@@ -110,19 +111,14 @@ def main() -> None:
               flush=True)
         del local
 
-        def timed(run) -> tuple[float, int]:
-            started = time.perf_counter()
-            results = run()
-            return time.perf_counter() - started, sum(r.new_tokens for r in results)
-
         def send(request: GenerationRequest):
             return remote.generate_batch([request])[0]
 
-        one_by_one, tokens = timed(lambda: [send(r) for r in requests])
+        one_by_one, tokens = _timed(lambda: [send(r) for r in requests])
         curve = {}
         for clients in sorted({1, 2, 4, args.clients}):
             with ThreadPoolExecutor(clients) as pool:
-                together, tokens_together = timed(lambda: list(pool.map(send, requests)))
+                together, tokens_together = _timed(lambda: list(pool.map(send, requests)))
             curve[clients] = {"tok_s": round(tokens_together / together, 1),
                               "ratio": round((tokens_together / together)
                                              / (tokens / one_by_one), 2)}

@@ -18,6 +18,12 @@ DEPARTURES = Tool.from_openai({
         "unit": {"type": "string", "enum": ["km", "mi"], "default": "km"},
         "accessible_only": {"type": "boolean", "description": "Step-free trains only."}}}})
 TOOLS = ToolRegistry([DEPARTURES])
+
+
+def _tool(name: str, description: str, **properties: dict) -> Tool:
+    """A tool whose first parameter is its only required one."""
+    return Tool.from_openai({"name": name, "description": description, "parameters": {
+        "type": "object", "required": [next(iter(properties))], "properties": properties}})
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -102,9 +108,7 @@ def test_a_call_the_model_was_made_to_add_must_do_more_of_the_request():
 
 
 def test_another_tool_on_the_same_value_is_added_when_the_request_speaks_of_it():
-    rhymes = Tool.from_openai({"name": "find_rhymes", "description": "Words that rhyme.",
-                               "parameters": {"type": "object", "required": ["word"],
-                                              "properties": {"word": {"type": "string"}}}})
+    rhymes = _tool("find_rhymes", "Words that rhyme.", word={"type": "string"})
     tools = ToolRegistry([DEPARTURES, rhymes])
     first = [_call(station="Oslo S")]
     assert adds_to({"name": "find_rhymes", "arguments": {"word": "Oslo S"}}, first, tools,
@@ -185,12 +189,8 @@ def test_an_object_arguments_fields_are_grounded_by_the_same_rules():
 
 
 def test_a_word_naming_an_earlier_calls_tool_is_not_a_value_for_another_tool():
-    void = Tool.from_openai({"name": "void_invoice", "description": "Void an invoice.",
-                             "parameters": {"type": "object", "required": ["invoice_id"],
-                                            "properties": {"invoice_id": {"type": "string"}}}})
-    rhymes = Tool.from_openai({"name": "find_rhymes", "description": "Words that rhyme.",
-                               "parameters": {"type": "object", "required": ["word"],
-                                              "properties": {"word": {"type": "string"}}}})
+    void = _tool("void_invoice", "Void an invoice.", invoice_id={"type": "string"})
+    rhymes = _tool("find_rhymes", "Words that rhyme.", word={"type": "string"})
     tools = ToolRegistry([void, rhymes])
     first = [{"name": "void_invoice", "arguments": {"invoice_id": "INV-2048"}}]
     assert not adds_to({"name": "find_rhymes", "arguments": {"word": "void"}}, first, tools,
@@ -209,9 +209,7 @@ def test_a_value_the_first_call_took_as_an_option_goes_to_the_added_call():
     same_date = _call(station="Bern", date="2025-07-19")
     assert released(same_date, _call(station="Basel", date="2025-07-19"), TOOLS) == same_date
     # a call of another tool may not take a value to seem new
-    rhymes = Tool.from_openai({"name": "find_rhymes", "description": "Words that rhyme.",
-                               "parameters": {"type": "object", "required": ["word"],
-                                              "properties": {"word": {"type": "string"}}}})
+    rhymes = _tool("find_rhymes", "Words that rhyme.", word={"type": "string"})
     tools = ToolRegistry([DEPARTURES, rhymes])
     assert not adds_to({"name": "find_rhymes", "arguments": {"word": "Utrecht Centraal"}},
                        [first], tools, request)
@@ -266,10 +264,8 @@ def test_an_optional_list_may_not_repeat_a_value_given_once():
 
 
 def test_an_added_call_made_of_earlier_values_or_their_parameter_words_is_not_new():
-    rhymes = Tool.from_openai({
-        "name": "find_rhymes", "description": "Words that rhyme with a word.",
-        "parameters": {"type": "object", "required": ["word"], "properties": {
-            "word": {"type": "string"}, "max_results": {"type": "integer"}}}})
+    rhymes = _tool("find_rhymes", "Words that rhyme with a word.", word={"type": "string"},
+                   max_results={"type": "integer"})
     tools = ToolRegistry([VET, rhymes])
     first = [{"name": "book_vet_appointment",
               "arguments": {"pet_name": "Max", "date": "2025-04-12"}}]
@@ -284,13 +280,10 @@ def test_an_added_call_made_of_earlier_values_or_their_parameter_words_is_not_ne
 
 
 def test_another_tool_without_new_values_needs_a_word_the_earlier_tools_names_lack():
-    def tool(name: str, description: str) -> Tool:
-        return Tool.from_openai({"name": name, "description": description, "parameters": {
-            "type": "object", "required": ["invoice_id"],
-            "properties": {"invoice_id": {"type": "string"}}}})
-
-    tools = ToolRegistry([tool("send_invoice", "Email an invoice to a customer."),
-                          tool("void_invoice", "Cancel an invoice.")])
+    invoice_id = {"type": "string"}
+    tools = ToolRegistry([_tool("send_invoice", "Email an invoice to a customer.",
+                                invoice_id=invoice_id),
+                          _tool("void_invoice", "Cancel an invoice.", invoice_id=invoice_id)])
     sent = [{"name": "send_invoice", "arguments": {"invoice_id": "INV-7781"}}]
     void = {"name": "void_invoice", "arguments": {"invoice_id": "INV-7781"}}
     assert not adds_to(void, sent, tools, "Send invoice INV-7781 to the customer.")
@@ -317,10 +310,8 @@ def test_an_optional_list_of_every_code_the_request_never_names_goes():
 
 
 def test_an_added_call_of_another_tool_does_not_share_a_value_given_once():
-    score = Tool.from_openai({
-        "name": "get_match_score", "description": "The score of a game.",
-        "parameters": {"type": "object", "required": ["team"], "properties": {
-            "team": {"type": "string"}, "date": {"type": "string"}}}})
+    score = _tool("get_match_score", "The score of a game.", team={"type": "string"},
+                  date={"type": "string"})
     tools = ToolRegistry([score, DEPARTURES])
     first = [{"name": "get_match_score", "arguments": {"team": "Leafs", "date": "2025-03-08"}}]
     trains = {"name": "get_train_departures",

@@ -221,8 +221,8 @@ def _is_value(value: Any) -> bool:
 
 
 def _speaks_of(request: str, call: dict[str, Any], tools: ToolRegistry) -> bool:
-    """Whether the request has a word of the called tool's name, description or parameters
-    (stemmed, as tool retrieval matches them)."""
+    """Whether the request has a word of the called tool's name or description (stemmed, as
+    tool retrieval matches them: `ToolRegistry.mentioned_in`)."""
     return call["name"] in tools.mentioned_in(request)
 
 
@@ -290,8 +290,14 @@ def _as_spelled(value: str, request: str) -> str:
     not the start of "euros"."""
     if value in request:
         return value
-    found = re.search(rf"(?<!\w){re.escape(value)}(?!\w)", request, re.IGNORECASE)
+    found = re.search(_whole(value), request, re.IGNORECASE)
     return found.group(0) if found else value
+
+
+def _whole(value: str) -> str:
+    """A pattern for `value` standing on its own: not inside a longer word ("EUR" in
+    "euros"), wherever its own edges are letters or not ("/a.pdf")."""
+    return rf"(?<!\w){re.escape(value)}(?!\w)"
 
 
 def _copied(value: str, text: str) -> bool:
@@ -333,7 +339,7 @@ def _holds_another_value(name: str, value: str, arguments: dict[str, Any], text:
     inside = value.lower()
     return any(
         other != name and _is_value(held) and str(held).lower() != inside
-        and re.search(rf"(?<!\w){re.escape(str(held).lower())}(?!\w)", inside)
+        and re.search(_whole(str(held).lower()), inside)
         and _times_given(held, text) == 1
         for other, argument in arguments.items() for held in _leaves(argument))
 

@@ -81,8 +81,9 @@ class ToolRegistry:
             return {item.name for item in index.rank(text, len(self), columns=columns)}
 
         if besides:
+            others = set(besides)
             request = " ".join(word for word in index.words(request)
-                               if not spoken(word, ("name",)) & set(besides))
+                               if not spoken(word, ("name",)) & others)
         return spoken(request, ("name", "description"))
 
     def _tool_index(self):
