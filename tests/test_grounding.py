@@ -56,6 +56,14 @@ def test_numbers_in_words_and_enum_codes_count_as_given():
         == "mi"
 
 
+def test_an_optional_code_the_request_never_names_is_left_out():
+    # Each part of a code must begin a word of the request; the model's own pick goes.
+    assert _arguments({"station": "York", "unit": "mi"}, "Trains from York") == \
+        {"station": "York"}
+    assert _arguments({"station": "York", "unit": "mi"}, "Trains from York, distances in MI") \
+        == {"station": "York", "unit": "mi"}
+
+
 def test_an_optional_text_must_be_copied_not_worded_by_the_model():
     request = "Trains from Utrecht Centraal to Den Haag Centraal, please."
     assert _arguments({"station": "Utrecht Centraal", "destination": "Den Haag"}, request) == \
@@ -234,6 +242,17 @@ def test_what_the_calls_leave_undone_is_the_clauses_holding_none_of_their_values
     everything = [*first, {"name": "get_train_departures",
                            "arguments": {"station": "Dam Square", "limit": 4}}]
     assert undone(request, everything, TOOLS) == ""
+
+
+def test_a_clause_naming_a_code_of_the_calls_is_done_and_initials_end_no_clause():
+    coded = [{"name": "get_train_departures", "arguments": {"station": "Leeds", "unit": "mi"}}]
+    assert undone("Trains from Leeds, with distances in mi", coded, TOOLS) == ""
+    first = [{"name": "get_train_departures", "arguments": {"station": "J. Smith Station"}}]
+    assert undone("Trains from J. Smith Station, and then from York.", first, TOOLS) == \
+        "from York"
+    york = [{"name": "get_train_departures", "arguments": {"station": "York"}}]
+    assert undone("Trains from York, then open /maps/York.pdf", york, TOOLS) == \
+        "open /maps/York.pdf"  # a value inside a path is not given again
 
 
 VET = Tool.from_openai({

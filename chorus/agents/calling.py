@@ -16,6 +16,7 @@ catalogue is cut to the most relevant tools.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -101,7 +102,12 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
                 chosen.append(index)
     written: list[Calls] = [[] for _ in requests]  # the calls as the model wrote them
 
-    def ask(index: int, tools: ToolRegistry) -> GenerationRequest:
+    def ask(index: int, tools: ToolRegistry, part: str | None = None) -> GenerationRequest:
+        """The caller's request for the task, or for `part` of it alone (the planner's
+        thought was about the whole task)."""
+        if part is not None:
+            return caller(tools, adapters.get("caller"), max_calls=max_calls).request(
+                part, [], tools)
         return caller(tools, adapters.get("caller"), max_calls=max_calls).request(
             requests[index][0], thoughts[index], tools)
 
@@ -122,9 +128,8 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
 
 
 def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
-               ask: Callable[[int, ToolRegistry], GenerationRequest],
-               outcomes: list[Calls | None], written: list[Calls], max_calls: int,
-               batch_size: int) -> None:
+               ask: Callable[..., GenerationRequest], outcomes: list[Calls | None],
+               written: list[Calls], max_calls: int, batch_size: int) -> None:
     """A small model writes one call and stops, even when the task asks the same thing for
     several values or two things at once (Qwen2.5-Coder-0.5B: 0 of 16 such requests). So it
     is made to write one call more than it did: its first request again, asking for the
@@ -135,30 +140,57 @@ def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
     The tool likeliest for the part of the task the calls so far leave undone
     (`grounding.undone`) is listed first, as the first request lists the likeliest for the
     whole task: asked for one call more, the model writes the first listed tool again ("void
-    invoice INV-1200" after creating an invoice -> `create_invoice` again)."""
+    invoice INV-1200" after creating an invoice -> `create_invoice` again). Where it still
+    writes nothing new and the undone part gives values of its own, that part is asked for
+    alone, as a request of its own, and that call too must do more of the whole task."""
     pending = [index for index, calls in enumerate(outcomes) if calls]
     while pending := [index for index in pending if len(written[index]) < max_calls]:
-        prepared = []
+        left, shown, prepared = {}, {}, []
         for index in pending:
             task, tools = requests[index]
-            left = undone(task, outcomes[index], tools)
-            again = ask(index, tools.relevant(left, len(tools)))
+            left[index] = undone(task, outcomes[index], tools)
+            shown[index] = tools.relevant(left[index], len(tools))
+            again = ask(index, shown[index])
             prepared.append(again.model_copy(
                 update={"output": again.output.after(written[index])}))
-        grew = []
         results = _generate(model, prepared, batch_size, raise_errors=False)
-        for index, result in zip(pending, results, strict=True):
-            if result.error is not None:
-                continue
-            task, tools = requests[index]
-            [added] = get_role("caller").settle(result.value[-1:], task, tools)
-            if adds_to(added, outcomes[index], tools, task):
-                outcomes[index] = [released(made, added, tools)
-                                   for made in outcomes[index]] + [
-                    unshared(added, outcomes[index], tools, task)]
-                written[index] = result.value
-                grew.append(index)
+        grew = [index for index, result in zip(pending, results, strict=True)
+                if _keep_added(result, index, requests, outcomes, written)]
+        alone = [index for index in pending if index not in grew and _gives(left[index])]
+        parts = [ask(index, shown[index], left[index]) for index in alone]
+        results = _generate(model, parts, batch_size, raise_errors=False)
+        grew += [index for index, result in zip(alone, results, strict=True)
+                 if _keep_added(result, index, requests, outcomes, written, alone=True)]
         pending = grew
+
+
+# A value of its own in a part of a request: digits, a path or an address, a name.
+_VALUE_LIKE = re.compile(r"\d|[/@]|\s[A-Z]")
+
+
+def _gives(part: str) -> bool:
+    """Whether an undone part gives values of its own ("void invoice INV-1200"), rather
+    than qualify the calls made ("only ones available right now", "please"): only then is
+    it worth a request of its own."""
+    return bool(_VALUE_LIKE.search(part))
+
+
+def _keep_added(result: GenerationResult, index: int,
+                requests: list[tuple[str, ToolRegistry]], outcomes: list[Calls | None],
+                written: list[Calls], *, alone: bool = False) -> bool:
+    """Keep the call the model added (the last of `result`; the first where it wrote the
+    undone part `alone`) if it does more of the task; whether it was kept."""
+    if result.error is not None or not result.value:
+        return False
+    task, tools = requests[index]
+    new = result.value[0] if alone else result.value[-1]
+    [added] = get_role("caller").settle([new], task, tools)
+    if not adds_to(added, outcomes[index], tools, task):
+        return False
+    outcomes[index] = [released(made, added, tools) for made in outcomes[index]] + [
+        unshared(added, outcomes[index], tools, task)]
+    written[index] = [*written[index], new] if alone else result.value
+    return True
 
 
 def _generate(model: Model, requests: list[GenerationRequest], batch_size: int,

@@ -8,12 +8,14 @@ value from a given one, so the check runs after decoding, on the request's own w
 - an optional number stays only if the request contains that number;
 - an optional free string stays only if it is the request's text or a run of its words;
 - an optional flag stays only if the request names it (a word of the parameter's name);
+- an optional enum code stays only if the request names it (each part of the code begins a
+  word of the request: "express" in "with express service", "sms" in "by SMS");
 - an optional value that other arguments already hold as often as the request gives it goes;
 - an optional list of every code of its enum stays only if the request names one of them
   (every weekday for a request that names no day means no choice was made);
 - a free string the request holds in another case is written as the request spells it.
-Required arguments, enum strings (often a word mapped to a code: "kilograms" -> "kg") and
-arrays are left as the model wrote them; an object argument's fields follow the same rules.
+Required arguments (a required code is often a word mapped to a code: "pounds" -> "lb")
+and arrays are left as the model wrote them; an object argument's fields follow the same rules.
 Identical calls are made once.
 """
 
@@ -180,8 +182,10 @@ def released(made: dict[str, Any], added: dict[str, Any], tools: ToolRegistry
     return {**made, "arguments": arguments}
 
 
-# Where a request moves on to its next part: punctuation, and the words that join two asks.
-_CLAUSE_BREAK = re.compile(r"[,;?!]|\.(?:\s|$)|\b(?:and|then|also|plus)\b", re.IGNORECASE)
+# Where a request moves on to its next part: punctuation (not the dot of an initial: "Ursula
+# K. Le Guin"), and the words that join two asks.
+_CLAUSE_BREAK = re.compile(r"[,;?!]|(?<!\b\w)\.(?:\s|$)|\b(?:and|then|also|plus)\b",
+                           re.IGNORECASE)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\u201c[^\u201d]*\u201d")
 
 
@@ -190,11 +194,30 @@ def undone(request: str, calls: list[dict[str, Any]], tools: ToolRegistry) -> st
     and at "and", "then", "also", "plus") that hold none of the calls' values, quoted text
     left out (a value to use, not a thing to do). "" when every clause holds one.
     "Quote shipping from 94103 to 10001, and schedule a pickup at 500 Howard St" after the
-    quote -> "schedule a pickup at 500 Howard St"."""
+    quote -> "schedule a pickup at 500 Howard St". An enum code the calls hold does the
+    first clause naming it as a word ("Start the dishwasher on the eco program" is done by
+    `program="eco"`; "convert 100 F to Celsius, and 300 K to Celsius" is not done by
+    `to_scale="celsius"` twice)."""
     values = [value for call in calls for value in _given_values(call, tools)]
-    clauses = [clause for clause in _CLAUSE_BREAK.split(request)
-               if not any(_spelled_out(value, clause.lower()) for value in values)]
-    return " ".join(_QUOTED.sub(" ", " ".join(clauses)).split())
+    codes = {str(code).lower() for call in calls for code in _codes(call, tools)}
+    clauses = [clause.lower() for clause in _CLAUSE_BREAK.split(request)]
+    done, spent = [], set()
+    for clause in clauses:
+        named = {code for code in codes if _as_word(code, clause)}
+        done.append(any(_stands_in(value, clause) for value in values) or bool(named - spent))
+        spent |= named
+    left = [clause for clause, by_then in zip(_CLAUSE_BREAK.split(request), done, strict=True)
+            if not by_then]
+    return " ".join(_QUOTED.sub(" ", " ".join(left)).split())
+
+
+def _stands_in(value: Any, clause: str) -> bool:
+    """Whether `clause` holds `value` as a value of its own: not inside a path, a file name
+    or an address ("move /invoices/INV-5150.pdf" does not hold INV-5150)."""
+    if isinstance(value, str) and " " not in value.strip():
+        return bool(re.search(rf"(?<![\w/\\@.-]){re.escape(value.lower())}(?![\w/\\@-]|\.\w)",
+                              clause))
+    return _spelled_out(value, clause)
 
 
 def unshared(added: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegistry,
@@ -276,12 +299,23 @@ def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> boo
         return any(re.search(rf"\b{re.escape(w)}", text) for w in words)
     if isinstance(value, str) and "enum" not in spec:
         return _copied(value, text)
+    if isinstance(value, str):
+        return _names_code(value, text)
     if isinstance(value, int | float):
         return _spelled_out(value, text)
     if isinstance(value, list) and _coded(spec) and len(value) > 1 \
             and set(value) >= set(spec.get("items", spec).get("enum", [])):
         return any(re.search(rf"\b{re.escape(str(code).lower())}", text) for code in value)
     return True
+
+
+def _names_code(code: str, text: str) -> bool:
+    """Whether `text` names the enum code: each of its parts begins a word ("express" in
+    "express service", "step_free" in "step-free trams"). Optional codes the request never
+    names are the model's own choice (a "temperate" climate for a monstera, "groceries" for
+    recent transactions)."""
+    parts = _WORD.findall(code.lower())
+    return all(re.search(rf"\b{re.escape(part)}", text) for part in parts)
 
 
 def _as_spelled(value: str, request: str) -> str:
