@@ -51,6 +51,15 @@ def test_the_same_tool_for_two_values_is_called_twice(qwen):
                                       {"name": "get_weather", "arguments": {"city": "Oslo"}}]
 
 
+def test_two_asks_for_two_tools_get_both_calls(qwen):
+    calls = choose_calls(qwen, DEMO, "What's the weather in Oslo? Then convert 250 euros to "
+                         "US dollars.", adapters=role_adapters(qwen))
+    assert sorted(calls, key=str) == [
+        {"name": "convert_currency", "arguments": {"amount": 250, "source": "EUR",
+                                                   "target": "USD"}},
+        {"name": "get_weather", "arguments": {"city": "Oslo"}}]
+
+
 @pytest.mark.parametrize("request_text", ["Hi there! How's it going?",
                                           "Thanks, that's all I needed."])
 def test_chit_chat_gets_no_call(qwen, request_text):

@@ -56,6 +56,14 @@ def test_numbers_in_words_and_enum_codes_count_as_given():
         == "mi"
 
 
+def test_an_optional_text_inside_another_arguments_value_is_that_value_again():
+    assert _arguments({"station": "Toronto Union", "destination": "Toronto"},
+                      "Trains from Toronto Union") == {"station": "Toronto Union"}
+    assert _arguments({"station": "Toronto Union", "destination": "Toronto"},
+                      "Trains from Toronto Union to Toronto") == {
+        "station": "Toronto Union", "destination": "Toronto"}
+
+
 def test_an_optional_code_the_request_never_names_is_left_out():
     # Each part of a code must begin a word of the request; the model's own pick goes.
     assert _arguments({"station": "York", "unit": "mi"}, "Trains from York") == \
@@ -296,6 +304,24 @@ def test_an_added_call_made_of_earlier_values_or_their_parameter_words_is_not_ne
     assert tools.mentioned_in(request) == {"book_vet_appointment"}
     assert adds_to({"name": "find_rhymes", "arguments": {"word": "Max"}}, first, tools,
                    request + ", and what rhymes with Max?")
+
+
+def test_an_added_call_copying_what_earlier_calls_do_is_not_new_but_codes_of_words_are():
+    search = _tool("search_web", "Search the web.", query={"type": "string"})
+    convert = _tool("convert_currency", "Convert money.", amount={"type": "number"},
+                    source={"type": "string"}, target={"type": "string"})
+    tools = ToolRegistry([DEPARTURES, search, convert])
+    first = [{"name": "get_train_departures", "arguments": {"station": "Oslo S"}}]
+    request = "Trains from Oslo S? Then convert 250 euros to US dollars."
+    assert not adds_to({"name": "search_web", "arguments": {"query": request}}, first, tools,
+                       request)  # the whole request copied into a query
+    assert adds_to({"name": "search_web", "arguments": {"query": "convert 250 euros"}},
+                   first, tools, request)
+    # capitals codes spelled by the request's words: "USD" for "US dollars"
+    assert adds_to({"name": "convert_currency", "arguments": {
+        "amount": 250, "source": "EUR", "target": "USD"}}, first, tools, request)
+    assert not adds_to({"name": "convert_currency", "arguments": {
+        "amount": 250, "source": "EUR", "target": "CHF"}}, first, tools, request)
 
 
 def test_another_tool_without_new_values_needs_a_word_the_earlier_tools_names_lack():

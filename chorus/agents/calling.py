@@ -131,37 +131,54 @@ def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
                ask: Callable[..., GenerationRequest], outcomes: list[Calls | None],
                written: list[Calls], max_calls: int, batch_size: int) -> None:
     """A small model writes one call and stops, even when the task asks the same thing for
-    several values or two things at once (Qwen2.5-Coder-0.5B: 0 of 16 such requests). So it
-    is made to write one call more than it did: its first request again, asking for the
-    calls it wrote and one more (`ToolCalls.after`), and the new call is kept only if it
-    does more of the task (`grounding.adds_to`); again while calls are kept, up to
-    `max_calls`.
-
-    The tool likeliest for the part of the task the calls so far leave undone
-    (`grounding.undone`) is listed first, as the first request lists the likeliest for the
-    whole task: asked for one call more, the model writes the first listed tool again ("void
-    invoice INV-1200" after creating an invoice -> `create_invoice` again). Where it still
-    writes nothing new and the undone part gives values of its own, that part is asked for
-    alone, as a request of its own, and that call too must do more of the whole task."""
+    several values or two things at once (Qwen2.5-Coder-0.5B: 0 of 16 such requests). So
+    each round asks it for one call more, kept only if it does more of the task
+    (`grounding.adds_to`); again while calls are kept, up to `max_calls`:
+    - its first request again, asking for the calls it wrote and one more
+      (`ToolCalls.after`), with the tool likeliest for the part of the task the calls so
+      far leave undone (`grounding.undone`) listed first: asked for one call more, the
+      model writes the first listed tool again ("void invoice INV-1200" after creating an
+      invoice -> `create_invoice` again);
+    - the undone part alone, as a request of its own, where it gives values of its own
+      ("void invoice INV-1200"): one ask per request is what the model does best. Where
+      another tool than those called is likeliest for that part, it is asked first, and
+      its first request again only if that call is not kept; for more of the same tool
+      ("email addresses of Tom Becker and Aisha Khan") the first request again comes
+      first, as it carries what the parts share."""
     pending = [index for index, calls in enumerate(outcomes) if calls]
     while pending := [index for index in pending if len(written[index]) < max_calls]:
-        left, shown, prepared = {}, {}, []
-        for index in pending:
-            task, tools = requests[index]
-            left[index] = undone(task, outcomes[index], tools)
-            shown[index] = tools.relevant(left[index], len(tools))
-            again = ask(index, shown[index])
-            prepared.append(again.model_copy(
-                update={"output": again.output.after(written[index])}))
+        left = {index: undone(requests[index][0], outcomes[index], requests[index][1])
+                for index in pending}
+        shown = {index: requests[index][1].relevant(left[index], len(requests[index][1]))
+                 for index in pending}
+        # another tool's part is asked alone first, more of the same tool again first
+        alone_first = [index for index in pending if _gives(left[index]) and
+                       shown[index].names()[0] not in {c["name"] for c in outcomes[index]}]
+        grew = _ask_alone(model, alone_first, ask, left, shown, requests, outcomes, written,
+                          batch_size)
+        again = [index for index in pending if index not in grew]
+        prepared = [ask(index, shown[index]) for index in again]
+        prepared = [request.model_copy(update={"output": request.output.after(written[index])})
+                    for index, request in zip(again, prepared, strict=True)]
         results = _generate(model, prepared, batch_size, raise_errors=False)
-        grew = [index for index, result in zip(pending, results, strict=True)
-                if _keep_added(result, index, requests, outcomes, written)]
-        alone = [index for index in pending if index not in grew and _gives(left[index])]
-        parts = [ask(index, shown[index], left[index]) for index in alone]
-        results = _generate(model, parts, batch_size, raise_errors=False)
-        grew += [index for index, result in zip(alone, results, strict=True)
-                 if _keep_added(result, index, requests, outcomes, written, alone=True)]
+        grew += [index for index, result in zip(again, results, strict=True)
+                 if _keep_added(result, index, requests, outcomes, written)]
+        alone_then = [index for index in again if index not in grew and index not in alone_first
+                      and _gives(left[index])]
+        grew += _ask_alone(model, alone_then, ask, left, shown, requests, outcomes, written,
+                           batch_size)
         pending = grew
+
+
+def _ask_alone(model: Model, indexes: list[int], ask: Callable[..., GenerationRequest],
+               left: dict[int, str], shown: dict[int, ToolRegistry],
+               requests: list[tuple[str, ToolRegistry]], outcomes: list[Calls | None],
+               written: list[Calls], batch_size: int) -> list[int]:
+    """Ask for each request's undone part alone; the requests whose call was kept."""
+    results = _generate(model, [ask(index, shown[index], left[index]) for index in indexes],
+                        batch_size, raise_errors=False)
+    return [index for index, result in zip(indexes, results, strict=True)
+            if _keep_added(result, index, requests, outcomes, written, alone=True)]
 
 
 # A value of its own in a part of a request: digits, a path or an address, a name.

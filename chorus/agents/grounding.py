@@ -84,9 +84,29 @@ def grounded(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
         for item in values:
             if "enum" in spec or isinstance(item, bool | dict):
                 continue
-            if not _spelled_out(item, text):
+            if not _spelled_out(item, text) and not _abbreviates(item, text):
                 return False
     return True
+
+
+_CODE = re.compile(r"[A-Z]{2,5}")
+
+
+def _abbreviates(value: Any, text: str) -> bool:
+    """Whether `value` is a capitals code of words of `text`: its letters, in order, from
+    the first letter of a word through at most three words ("USD" for "US dollars", "JPY"
+    for "Japanese yen")."""
+    if not isinstance(value, str) or not _CODE.fullmatch(value):
+        return False
+    code = value.lower()
+    words = _WORD.findall(text)
+    for start, word in enumerate(words):
+        if word[0] != code[0]:
+            continue
+        letters = iter("".join(words[start:start + 3]))
+        if all(letter in letters for letter in code):
+            return True
+    return False
 
 
 def invented(call: dict[str, Any], tools: ToolRegistry, request: str) -> bool:
@@ -145,10 +165,14 @@ def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegi
     used_words = {word for value in used for word in _WORD.findall(value)}
     text = request.lower()
     # A value is new when it is not inside one an earlier call holds, nor made of such
-    # values only ("2, 4, 4, 5" as a search query beside the numbers [2, 4, 4, 5]).
+    # values only ("2, 4, 4, 5" as a search query beside the numbers [2, 4, 4, 5]), nor
+    # a copy of a part of the request that earlier calls do (the whole request as a query).
+    done = [clause.strip().lower() for clause, by_earlier in _clauses(request, earlier, tools)
+            if by_earlier and _WORD.search(clause)]
     fresh = [value for value in _given_values(call, tools)
              if not any(str(value).lower() in other for other in used)
-             and not set(_WORD.findall(str(value).lower())) <= used_words]
+             and not set(_WORD.findall(str(value).lower())) <= used_words
+             and not any(clause in str(value).lower() for clause in done)]
     fresh += [code for code in _codes(call, tools) if str(code).lower() not in used
               and _as_word(code, text)]
     # A word naming what an earlier call does or takes is not a value for another tool
@@ -190,25 +214,31 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\u201c[^\u201d]*\u201d")
 
 
 def undone(request: str, calls: list[dict[str, Any]], tools: ToolRegistry) -> str:
-    """The parts of `request` that `calls` leave undone: its clauses (split at punctuation
-    and at "and", "then", "also", "plus") that hold none of the calls' values, quoted text
-    left out (a value to use, not a thing to do). "" when every clause holds one.
-    "Quote shipping from 94103 to 10001, and schedule a pickup at 500 Howard St" after the
-    quote -> "schedule a pickup at 500 Howard St". An enum code the calls hold does the
-    first clause naming it as a word ("Start the dishwasher on the eco program" is done by
-    `program="eco"`; "convert 100 F to Celsius, and 300 K to Celsius" is not done by
-    `to_scale="celsius"` twice)."""
+    """The parts of `request` that `calls` leave undone (`_clauses`), quoted text left out
+    (a value to use, not a thing to do); "" when every clause is done. "Quote shipping from
+    94103 to 10001, and schedule a pickup at 500 Howard St" after the quote -> "schedule a
+    pickup at 500 Howard St"."""
+    left = [clause for clause, done in _clauses(request, calls, tools) if not done]
+    return " ".join(_QUOTED.sub(" ", " ".join(left)).split())
+
+
+def _clauses(request: str, calls: list[dict[str, Any]], tools: ToolRegistry
+             ) -> list[tuple[str, bool]]:
+    """The clauses of `request` (split at punctuation and at "and", "then", "also", "plus"),
+    each with whether `calls` do it: it holds one of their values, or an enum code of theirs
+    as a word that no clause before it named ("Start the dishwasher on the eco program" is
+    done by `program="eco"`; "convert 100 F to Celsius, and 300 K to Celsius" is not done
+    by `to_scale="celsius"` twice)."""
     values = [value for call in calls for value in _given_values(call, tools)]
     codes = {str(code).lower() for call in calls for code in _codes(call, tools)}
-    clauses = [clause.lower() for clause in _CLAUSE_BREAK.split(request)]
-    done, spent = [], set()
-    for clause in clauses:
-        named = {code for code in codes if _as_word(code, clause)}
-        done.append(any(_stands_in(value, clause) for value in values) or bool(named - spent))
+    clauses, spent = [], set()
+    for clause in _CLAUSE_BREAK.split(request):
+        text = clause.lower()
+        named = {code for code in codes if _as_word(code, text)}
+        clauses.append((clause, any(_stands_in(value, text) for value in values)
+                        or bool(named - spent)))
         spent |= named
-    left = [clause for clause, by_then in zip(_CLAUSE_BREAK.split(request), done, strict=True)
-            if not by_then]
-    return " ".join(_QUOTED.sub(" ", " ".join(left)).split())
+    return clauses
 
 
 def _stands_in(value: Any, clause: str) -> bool:
@@ -347,17 +377,24 @@ def _copied(value: str, text: str) -> bool:
 def _repeats(arguments: dict[str, Any], required: set[str], request: str) -> Iterator[str]:
     """The optional arguments that repeat a value (a text or a number) of other arguments
     more often than the request gives it: each value the request gives fills one parameter
-    (not a ferry from Dover to Dover, an end date equal to the start date, or "3 at most"
-    as both the number of results and their syllables). Required arguments use a value
+    (not a ferry from Dover to Dover, an end date equal to the start date, "3 at most" as
+    both the number of results and their syllables, or trains from Toronto Union to
+    Toronto). Required arguments use a value
     first, then the optional ones in the order they were written."""
     text = request.lower()
     used: Counter = Counter()
+    texts: list[str] = []  # the strings used so far, a value inside one is used again
     for name in sorted(arguments, key=lambda name: name not in required):
         value = arguments[name]
         values = [item for item in _leaves(value) if _is_value(item)]
+        inside = Counter(_value_key(item) for item in values if isinstance(item, str)
+                         for held in texts if held != item.lower()
+                         and re.search(_whole(item.lower()), held))
         used.update(_value_key(item) for item in values)
-        if name not in required and any(used[_value_key(item)] > _times_given(item, text)
-                                        for item in values):
+        texts += [item.lower() for item in values if isinstance(item, str)]
+        if name not in required and any(
+                used[_value_key(item)] + inside[_value_key(item)] > _times_given(item, text)
+                for item in values):
             yield name
         elif name not in required and isinstance(value, str) and _holds_another_value(
                 name, value, arguments, text):
