@@ -10,12 +10,14 @@ value from a given one, so the check runs after decoding, on the request's own w
 - an optional flag stays only if the request names it (a word of the parameter's name);
 - an optional enum code stays only if the request names it (each part of the code begins a
   word of the request: "express" in "with express service", "sms" in "by SMS");
-- an optional value that other arguments already hold as often as the request gives it goes;
+- an optional value that other arguments already hold (or hold inside theirs) as often as
+  the request gives it goes;
 - an optional list of every code of its enum stays only if the request names one of them
   (every weekday for a request that names no day means no choice was made);
 - a free string the request holds in another case is written as the request spells it.
 Required arguments (a required code is often a word mapped to a code: "pounds" -> "lb")
-and arrays are left as the model wrote them; an object argument's fields follow the same rules.
+and arrays are left as the model wrote them; an object argument's fields follow the same
+rules.
 Identical calls are made once.
 """
 
@@ -326,7 +328,7 @@ def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> boo
         return _spelled_out(value, text)
     if isinstance(value, bool):
         words = [w for w in name.lower().split("_") if len(w) >= 2]
-        return any(re.search(rf"\b{re.escape(w)}", text) for w in words)
+        return any(_begins_word(word, text) for word in words)
     if isinstance(value, str) and "enum" not in spec:
         return _copied(value, text)
     if isinstance(value, str):
@@ -335,7 +337,7 @@ def _supported(name: str, value: Any, spec: dict[str, Any], request: str) -> boo
         return _spelled_out(value, text)
     if isinstance(value, list) and _coded(spec) and len(value) > 1 \
             and set(value) >= set(spec.get("items", spec).get("enum", [])):
-        return any(re.search(rf"\b{re.escape(str(code).lower())}", text) for code in value)
+        return any(_begins_word(str(code).lower(), text) for code in value)
     return True
 
 
@@ -344,8 +346,13 @@ def _names_code(code: str, text: str) -> bool:
     "express service", "step_free" in "step-free trams"). Optional codes the request never
     names are the model's own choice (a "temperate" climate for a monstera, "groceries" for
     recent transactions)."""
-    parts = _WORD.findall(code.lower())
-    return all(re.search(rf"\b{re.escape(part)}", text) for part in parts)
+    return all(_begins_word(part, text) for part in _WORD.findall(code.lower()))
+
+
+def _begins_word(start: str, text: str) -> bool:
+    """Whether a word of `text` begins with `start` ("express" in "expressly", "sun" in
+    "Sundays")."""
+    return bool(re.search(rf"\b{re.escape(start)}", text))
 
 
 def _as_spelled(value: str, request: str) -> str:
@@ -379,8 +386,8 @@ def _repeats(arguments: dict[str, Any], required: set[str], request: str) -> Ite
     more often than the request gives it: each value the request gives fills one parameter
     (not a ferry from Dover to Dover, an end date equal to the start date, "3 at most" as
     both the number of results and their syllables, or trains from Toronto Union to
-    Toronto). Required arguments use a value
-    first, then the optional ones in the order they were written."""
+    Toronto: a value inside another's is used again). Required arguments use a value first,
+    then the optional ones in the order they were written."""
     text = request.lower()
     used: Counter = Counter()
     texts: list[str] = []  # the strings used so far, a value inside one is used again
