@@ -105,11 +105,9 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
     def ask(index: int, tools: ToolRegistry, part: str | None = None) -> GenerationRequest:
         """The caller's request for the task, or for `part` of it alone (the planner's
         thought was about the whole task)."""
-        if part is not None:
-            return caller(tools, adapters.get("caller"), max_calls=max_calls).request(
-                part, [], tools)
+        task, steps = (requests[index][0], thoughts[index]) if part is None else (part, [])
         return caller(tools, adapters.get("caller"), max_calls=max_calls).request(
-            requests[index][0], thoughts[index], tools)
+            task, steps, tools)
 
     asked = {index: ask(index, requests[index][1]) for index in chosen}
     results = _generate(model, list(asked.values()), batch_size, raise_errors)
