@@ -64,6 +64,17 @@ def test_an_optional_text_inside_another_arguments_value_is_that_value_again():
         "station": "Toronto Union", "destination": "Toronto"}
 
 
+def test_marks_the_model_put_around_a_given_name_or_code_go():
+    # "budget.xlsx" copied as "/budget.xlsx": the request has it only inside a longer path
+    assert _arguments({"station": "/Oslo-S"}, "Trains from Oslo-S to /maps/Oslo-S") == \
+        {"station": "Oslo-S"}
+    assert _arguments({"station": "/maps/Oslo-S"}, "Trains from Oslo-S to /maps/Oslo-S") \
+        == {"station": "/maps/Oslo-S"}
+    # a plain word is not a name the model marked: "/home" may mean a path
+    assert _arguments({"station": "/home"}, "Trains from my home town") == \
+        {"station": "/home"}
+
+
 def test_an_optional_code_the_request_never_names_is_left_out():
     # Each part of a code must begin a word of the request; the model's own pick goes.
     assert _arguments({"station": "York", "unit": "mi"}, "Trains from York") == \

@@ -24,6 +24,7 @@ Identical calls are made once.
 from __future__ import annotations
 
 import re
+import string
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -247,9 +248,14 @@ def _stands_in(value: Any, clause: str) -> bool:
     """Whether `clause` holds `value` as a value of its own: not inside a path, a file name
     or an address ("move /invoices/INV-5150.pdf" does not hold INV-5150)."""
     if isinstance(value, str) and " " not in value.strip():
-        return bool(re.search(rf"(?<![\w/\\@.-]){re.escape(value.lower())}(?![\w/\\@-]|\.\w)",
-                              clause))
+        return bool(re.search(_standalone(value.lower()), clause))
     return _spelled_out(value, clause)
+
+
+def _standalone(value: str) -> str:
+    """A pattern for `value` standing on its own, not inside a path, a file name or an
+    address (stricter than `_whole`: "INV-5150" is whole in "/invoices/INV-5150.pdf")."""
+    return rf"(?<![\w/\\@.-]){re.escape(value)}(?![\w/\\@-]|\.\w)"
 
 
 def unshared(added: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegistry,
@@ -357,12 +363,20 @@ def _begins_word(start: str, text: str) -> bool:
 
 def _as_spelled(value: str, request: str) -> str:
     """`value` as the request spells it, where the model changed only its case ("cairo"
-    for "Cairo"): values are copied as given. Only whole words count: "EUR" is a code,
-    not the start of "euros"."""
-    if value in request:
+    for "Cairo") or put marks around a name or a code ("/budget.xlsx" for "Copy
+    budget.xlsx"): values are copied as given. Only whole words count: "EUR" is a code, not
+    the start of "euros"; and only a name or a code standing on its own in the request, not
+    inside a path ("budget.xlsx" in "/shared/budget.xlsx"), nor a plain word ("/home" stays
+    for "my home folder")."""
+    if value in request and re.search(_standalone(value), request):
         return value
     found = re.search(_whole(value), request, re.IGNORECASE)
-    return found.group(0) if found else value
+    if found:
+        return found.group(0)
+    bare = value.strip(string.punctuation + " ")
+    if bare and bare != value and not bare.isalpha() and re.search(_standalone(bare), request):
+        return bare
+    return value
 
 
 def _whole(value: str) -> str:
