@@ -378,3 +378,19 @@ def test_an_added_call_of_another_tool_does_not_share_a_value_given_once():
     assert unshared(trains, first, tools, twice) == trains
     again = {"name": "get_match_score", "arguments": {"team": "Oilers", "date": "2025-03-08"}}
     assert unshared(again, first, tools, "Leafs and Oilers scores on 2025-03-08") == again
+
+
+def test_a_path_is_copied_whole_never_put_together_from_the_requests_words():
+    delete = _tool("delete_file", "Delete a file.", path={"type": "string"})
+    copy = _tool("copy_file", "Copy a file.", source_path={"type": "string"},
+                 destination_path={"type": "string"})
+    tools = ToolRegistry([delete, copy])
+    request = "Permanently delete /var/log/old.log, don't just send it to the trash."
+    first = [{"name": "delete_file", "arguments": {"path": "/var/log/old.log"}}]
+    made_up = {"name": "copy_file", "arguments": {"source_path": "/var/log/old.log",
+                                                  "destination_path": "/var/log/new.log"}}
+    assert not adds_to(made_up, first, tools, request)  # "var", "log", "log" are given
+    asked = "Copy /var/log/old.log to /backup/old.log"
+    copied = {"name": "copy_file", "arguments": {"source_path": "/var/log/old.log",
+                                                 "destination_path": "/backup/old.log"}}
+    assert ground_calls([copied], tools, asked) == [copied] and not invented(copied, tools, asked)

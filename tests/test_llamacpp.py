@@ -218,3 +218,42 @@ def test_prompts_are_the_tokens_transformers_would_give(smol, smol_llama):
         expected = smol.backend.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=True, return_dict=False)
         assert smol_llama.backend.prompt_tokens(messages) == list(expected)
+
+
+def test_what_a_grammar_forces_is_fed_in_one_pass(smol_llama):
+    schema = {"type": "object", "required": ["city", "country"], "additionalProperties": False,
+              "properties": {"city": {"type": "string", "maxLength": 20},
+                             "country": {"type": "string", "maxLength": 20}}}
+    request = GenerationRequest(messages=[{"role": "user", "content": "Where is the Louvre?"}],
+                                output=schema, max_new_tokens=40)
+    batches = []
+    backend = smol_llama.backend
+    original = backend.llm.eval
+    backend.llm.eval = lambda tokens: (batches.append(len(tokens)), original(tokens))[1]
+    try:
+        [result] = backend.generate_batch([request])
+    finally:
+        backend.llm.eval = original
+    assert set(result.value) == {"city", "country"}
+    # after the prompt, `{"city": "` and `", "country": "` go in as one batch each
+    assert any(size > 1 for size in batches[1:])
+    assert len(batches) - 1 < result.new_tokens
+
+
+def test_the_vocabulary_is_read_once_per_model_file(tmp_path, smol_llama):
+    import llama_cpp
+
+    from chorus.runtime.llama_vocab import cached_pieces, read_pieces
+
+    backend = smol_llama.backend
+    vocab = llama_cpp.llama_model_get_vocab(backend.llm.model)
+    pieces = read_pieces(llama_cpp, vocab)
+    sha = backend.adapters.gguf_sha256
+    assert cached_pieces(tmp_path, sha, llama_cpp, vocab) == pieces
+    [stored] = tmp_path.iterdir()
+    whole = stored.read_bytes()
+    assert cached_pieces(tmp_path, sha, None, None) == pieces  # read back, not from llama.cpp
+    stored.write_bytes(whole[:-7])  # cut short: read again from the model, and stored anew
+    assert cached_pieces(tmp_path, sha, llama_cpp, vocab) == pieces
+    assert stored.read_bytes() == whole
+    assert any(piece.startswith(b"\xff<|im_start|>") for piece in pieces)  # marked special

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from chorus.agents.grounding import adds_to, invented, released, undone, unshared
@@ -100,7 +101,6 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
             elif result.value.next == "call":
                 thoughts[index] = [thought_step(result.value.thought)]
                 chosen.append(index)
-    written: list[Calls] = [[] for _ in requests]  # the calls as the model wrote them
 
     def ask(index: int, tools: ToolRegistry, part: str | None = None) -> GenerationRequest:
         """The caller's request for the task, or for `part` of it alone (the planner's
@@ -111,23 +111,56 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
 
     asked = {index: ask(index, requests[index][1]) for index in chosen}
     results = _generate(model, list(asked.values()), batch_size, raise_errors)
+    growing = []
     for index, result in zip(asked, results, strict=True):
         task, tools = requests[index]
         if result.error is not None:
             outcomes[index] = None
             continue
-        written[index] = result.value
         # A model with no tool that fits still writes a call, made up (a date or a city for
         # "Hi there!"): such a call is not made, and `direct` says [] this way.
-        outcomes[index] = [call for call in get_role("caller").settle(result.value, task, tools)
-                           if not invented(call, tools, task)]
-    _add_calls(model, requests, ask, outcomes, written, max_calls, batch_size)
+        made = [call for call in get_role("caller").settle(result.value, task, tools)
+                if not invented(call, tools, task)]
+        growing.append(_Progress(index, task, tools, made, result.value))
+    _add_calls(model, ask, growing, max_calls, batch_size)
+    for progress in growing:
+        outcomes[progress.index] = progress.calls
     return outcomes
 
 
-def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
-               ask: Callable[..., GenerationRequest], outcomes: list[Calls | None],
-               written: list[Calls], max_calls: int, batch_size: int) -> None:
+@dataclass(eq=False)
+class _Progress:
+    """One request's calls while `_add_calls` grows them."""
+
+    index: int  # of the request, for `ask`
+    task: str
+    tools: ToolRegistry
+    calls: Calls  # the calls to make: settled and grounded
+    written: Calls  # the calls as the model wrote them, which a request for more repeats
+    left: str = ""  # the part of the task the calls leave undone (`grounding.undone`)
+    shown: ToolRegistry | None = None  # the tools, the likeliest for `left` first
+
+    def look_again(self) -> None:
+        self.left = undone(self.task, self.calls, self.tools)
+        self.shown = self.tools.relevant(self.left, len(self.tools))
+
+    def keep_added(self, result: GenerationResult, *, alone: bool = False) -> bool:
+        """Keep the call the model added (the last of `result`; the first where it wrote
+        the undone part `alone`) if it does more of the task; whether it was kept."""
+        if result.error is not None or not result.value:
+            return False
+        new = result.value[0] if alone else result.value[-1]
+        [added] = get_role("caller").settle([new], self.task, self.tools)
+        if not adds_to(added, self.calls, self.tools, self.task):
+            return False
+        self.calls = [released(made, added, self.tools) for made in self.calls] + [
+            unshared(added, self.calls, self.tools, self.task)]
+        self.written = [*self.written, new] if alone else result.value
+        return True
+
+
+def _add_calls(model: Model, ask: Callable[..., GenerationRequest], growing: list[_Progress],
+               max_calls: int, batch_size: int) -> None:
     """A small model writes one call and stops, even when the task asks the same thing for
     several values or two things at once (Qwen2.5-Coder-0.5B: 0 of 16 such requests). So
     each round asks it for one call more, kept only if it does more of the task
@@ -143,40 +176,34 @@ def _add_calls(model: Model, requests: list[tuple[str, ToolRegistry]],
       its first request again only if that call is not kept; for more of the same tool
       ("email addresses of Tom Becker and Aisha Khan") the first request again comes
       first, as it carries what the parts share."""
-    pending = [index for index, calls in enumerate(outcomes) if calls]
-    while pending := [index for index in pending if len(written[index]) < max_calls]:
-        left = {index: undone(requests[index][0], outcomes[index], requests[index][1])
-                for index in pending}
-        shown = {index: requests[index][1].relevant(left[index], len(requests[index][1]))
-                 for index in pending}
+    pending = [progress for progress in growing if progress.calls]
+    while pending := [progress for progress in pending if len(progress.written) < max_calls]:
+        for progress in pending:
+            progress.look_again()
         # another tool's part is asked alone first, more of the same tool again first
-        alone_first = [index for index in pending if _gives(left[index]) and
-                       shown[index].names()[0] not in {c["name"] for c in outcomes[index]}]
-        grew = _ask_alone(model, alone_first, ask, left, shown, requests, outcomes, written,
-                          batch_size)
-        again = [index for index in pending if index not in grew]
-        prepared = [ask(index, shown[index]) for index in again]
-        prepared = [request.model_copy(update={"output": request.output.after(written[index])})
-                    for index, request in zip(again, prepared, strict=True)]
+        alone_first = [progress for progress in pending if _gives(progress.left) and
+                       progress.shown.names()[0] not in {c["name"] for c in progress.calls}]
+        grew = _ask_alone(model, ask, alone_first, batch_size)
+        again = [progress for progress in pending if progress not in grew]
+        prepared = [ask(progress.index, progress.shown) for progress in again]
+        prepared = [request.model_copy(update={"output": request.output.after(progress.written)})
+                    for progress, request in zip(again, prepared, strict=True)]
         results = _generate(model, prepared, batch_size, raise_errors=False)
-        grew += [index for index, result in zip(again, results, strict=True)
-                 if _keep_added(result, index, requests, outcomes, written)]
-        alone_then = [index for index in again if index not in grew and index not in alone_first
-                      and _gives(left[index])]
-        grew += _ask_alone(model, alone_then, ask, left, shown, requests, outcomes, written,
-                           batch_size)
+        grew += [progress for progress, result in zip(again, results, strict=True)
+                 if progress.keep_added(result)]
+        grew += _ask_alone(model, ask, [progress for progress in again if progress not in grew
+                                        and progress not in alone_first
+                                        and _gives(progress.left)], batch_size)
         pending = grew
 
 
-def _ask_alone(model: Model, indexes: list[int], ask: Callable[..., GenerationRequest],
-               left: dict[int, str], shown: dict[int, ToolRegistry],
-               requests: list[tuple[str, ToolRegistry]], outcomes: list[Calls | None],
-               written: list[Calls], batch_size: int) -> list[int]:
+def _ask_alone(model: Model, ask: Callable[..., GenerationRequest], asked: list[_Progress],
+               batch_size: int) -> list[_Progress]:
     """Ask for each request's undone part alone; the requests whose call was kept."""
-    results = _generate(model, [ask(index, shown[index], left[index]) for index in indexes],
-                        batch_size, raise_errors=False)
-    return [index for index, result in zip(indexes, results, strict=True)
-            if _keep_added(result, index, requests, outcomes, written, alone=True)]
+    results = _generate(model, [ask(progress.index, progress.shown, progress.left)
+                                for progress in asked], batch_size, raise_errors=False)
+    return [progress for progress, result in zip(asked, results, strict=True)
+            if progress.keep_added(result, alone=True)]
 
 
 # A value of its own in a part of a request: digits, a path or an address, a name.
@@ -188,24 +215,6 @@ def _gives(part: str) -> bool:
     than qualify the calls made ("only ones available right now", "please"): only then is
     it worth a request of its own."""
     return bool(_VALUE_LIKE.search(part))
-
-
-def _keep_added(result: GenerationResult, index: int,
-                requests: list[tuple[str, ToolRegistry]], outcomes: list[Calls | None],
-                written: list[Calls], *, alone: bool = False) -> bool:
-    """Keep the call the model added (the last of `result`; the first where it wrote the
-    undone part `alone`) if it does more of the task; whether it was kept."""
-    if result.error is not None or not result.value:
-        return False
-    task, tools = requests[index]
-    new = result.value[0] if alone else result.value[-1]
-    [added] = get_role("caller").settle([new], task, tools)
-    if not adds_to(added, outcomes[index], tools, task):
-        return False
-    outcomes[index] = [released(made, added, tools) for made in outcomes[index]] + [
-        unshared(added, outcomes[index], tools, task)]
-    written[index] = [*written[index], new] if alone else result.value
-    return True
 
 
 def _generate(model: Model, requests: list[GenerationRequest], batch_size: int,

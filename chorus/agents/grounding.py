@@ -35,6 +35,8 @@ from chorus.tools.registry import ToolRegistry
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W_]+")
 _DIGITS = re.compile(r"\d+")
+_PATH_MARK = re.compile(r"[/\\]")  # a value with one of these is a path or an address
+_SPACE = re.compile(r"\s")
 _NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                  "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
                  "a dozen": 12, "twenty": 20, "fifty": 50, "hundred": 100}
@@ -461,6 +463,8 @@ def _spelled_out(value: Any, text: str) -> bool:
     wanted = value.lower()
     if wanted in text:
         return True
+    if _PATH_MARK.search(wanted) and not _SPACE.search(wanted):
+        return False  # a path is copied whole, never put together from the request's words
     words = [w for w in _WORD.findall(wanted) if len(w) >= 2]
     present = set(_WORD.findall(text))
     return bool(words) and sum(w in present for w in words) * 2 > len(words)

@@ -4,8 +4,10 @@ An agent's system prompt with its tool list is the same from call to call and fr
 to process (`chorus call` with the same tools file): the llama.cpp backend saves the KV state
 of a prompt it computed, and a later request under the same model and adapter whose tokens
 start the same way loads the longest such prefix instead of evaluating it. Entries are keyed
-by model file and adapter, so a state is never reused under another adapter; the oldest are
-evicted beyond a count. A file that cannot be read or written only costs the cache.
+by model file and adapter, so a state is never reused under another adapter; the least
+recently used are evicted beyond a size per model (CHORUS_PROMPT_CACHE_MB, default 512: about
+40 tool prompts of Qwen2.5-0.5B, 13 MB each; a count of 12 was too few for one run of the
+tool benchmark). A file that cannot be read or written only costs the cache.
 """
 
 from __future__ import annotations
@@ -17,8 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chorus.errors import ChorusError
+
 MIN_PREFIX = 32  # tokens: below this, evaluating is as quick as loading a file
-MAX_ENTRIES = 12  # per model; a 1,000-token state of SmolLM2-135M is about 23 MB
+DEFAULT_MB = 512  # per model
+
+
+def budget_bytes() -> int:
+    """The size the cache keeps per model: CHORUS_PROMPT_CACHE_MB (0 keeps nothing)."""
+    text = os.environ.get("CHORUS_PROMPT_CACHE_MB", "").strip()
+    if not text:
+        return DEFAULT_MB << 20
+    if not text.isdigit():
+        raise ChorusError(f"CHORUS_PROMPT_CACHE_MB must be a whole number of megabytes "
+                          f"(0 keeps no prompts on disk), not {text!r}")
+    return int(text) << 20
 
 
 @dataclass(frozen=True)
@@ -28,9 +43,9 @@ class CachedPrompt:
 
 
 class PromptCache:
-    def __init__(self, folder: Path, model_key: str, max_entries: int = MAX_ENTRIES):
+    def __init__(self, folder: Path, model_key: str, max_bytes: int | None = None):
         self.folder = folder / model_key[:16]
-        self.max_entries = max_entries
+        self.max_bytes = budget_bytes() if max_bytes is None else max_bytes
 
     def longest_prefix(self, adapter_key: str, tokens: list[int]) -> CachedPrompt | None:
         """The stored prompt of this adapter sharing the longest prefix with `tokens`
@@ -51,7 +66,7 @@ class PromptCache:
     def store(self, adapter_key: str, tokens: list[int],
               save: Callable[[Path], bool]) -> None:
         """Keep the state of `tokens`; `save(path)` writes it and says whether it could."""
-        if len(tokens) < MIN_PREFIX:
+        if len(tokens) < MIN_PREFIX or self.max_bytes == 0:
             return
         name = hashlib.sha256(json.dumps([adapter_key, tokens]).encode()).hexdigest()[:24]
         index = self.folder / f"{name}.json"
@@ -79,10 +94,15 @@ class PromptCache:
             return []
 
     def _evict(self) -> None:
-        entries = sorted(self._entries(), key=_modified)
-        for index in entries[:max(0, len(entries) - self.max_entries)]:
-            index.unlink(missing_ok=True)
-            index.with_suffix(".state").unlink(missing_ok=True)
+        """Drop the least recently used entries until the rest fit the budget."""
+        sized = sorted(((_modified(index), _size(index.with_suffix(".state")), index)
+                        for index in self._entries()), reverse=True)
+        kept = 0
+        for _, size, index in sized:
+            kept += size
+            if kept > self.max_bytes:
+                index.unlink(missing_ok=True)  # the index first: an entry is whole or absent
+                index.with_suffix(".state").unlink(missing_ok=True)
 
 
 def _modified(path: Path) -> float:
@@ -90,6 +110,13 @@ def _modified(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def common_prefix(first: list[int], second: list[int]) -> int:
