@@ -60,3 +60,15 @@ def test_the_size_is_a_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("CHORUS_PROMPT_CACHE_MB", "lots")
     with pytest.raises(ChorusError, match="CHORUS_PROMPT_CACHE_MB must be a whole number"):
         budget_bytes()
+
+
+def test_a_state_read_back_counts_as_used(tmp_path):
+    cache = PromptCache(tmp_path, "model-sha", max_bytes=250)
+    cache.store("base", _prompt(0), _writer(100))
+    time.sleep(0.01)
+    cache.store("base", _prompt(1), _writer(100))
+    time.sleep(0.01)
+    assert cache.longest_prefix("base", _prompt(0)) is not None  # read: now the most recent
+    cache.store("base", _prompt(2), _writer(100))
+    assert cache.longest_prefix("base", _prompt(1)) is None
+    assert cache.longest_prefix("base", _prompt(0)) is not None

@@ -5,9 +5,9 @@ to process (`chorus call` with the same tools file): the llama.cpp backend saves
 of a prompt it computed, and a later request under the same model and adapter whose tokens
 start the same way loads the longest such prefix instead of evaluating it. Entries are keyed
 by model file and adapter, so a state is never reused under another adapter; the least
-recently used are evicted beyond a size per model (CHORUS_PROMPT_CACHE_MB, default 512: about
-40 tool prompts of Qwen2.5-0.5B, 13 MB each; a count of 12 was too few for one run of the
-tool benchmark). A file that cannot be read or written only costs the cache.
+recently used are evicted beyond a size per model (CHORUS_PROMPT_CACHE_MB, default 512: 30-60
+tool prompts of Qwen2.5-0.5B, 12 MB per 1,000 tokens; a count of 12 was too few for one run
+of the tool benchmark). A file that cannot be read or written only costs the cache.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ class PromptCache:
             shared = common_prefix(entry.get("tokens", []), tokens)
             if shared >= MIN_PREFIX and (best is None or shared > len(best.tokens)):
                 best = CachedPrompt(entry["tokens"][:shared], index.with_suffix(".state"))
+        if best is not None:
+            _touch(best.state.with_suffix(".json"))  # recently used: evicted last
         return best
 
     def store(self, adapter_key: str, tokens: list[int],
@@ -71,7 +73,7 @@ class PromptCache:
         name = hashlib.sha256(json.dumps([adapter_key, tokens]).encode()).hexdigest()[:24]
         index = self.folder / f"{name}.json"
         if index.is_file():
-            os.utime(index)  # recently used: evicted last
+            _touch(index)
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -103,6 +105,13 @@ class PromptCache:
             if kept > self.max_bytes:
                 index.unlink(missing_ok=True)  # the index first: an entry is whole or absent
                 index.with_suffix(".state").unlink(missing_ok=True)
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # evicted meanwhile by another process
+        pass
 
 
 def _modified(path: Path) -> float:
