@@ -375,9 +375,8 @@ OutputType = JsonSchema | Regex | Choice | Lark | ToolCalls | TaggedCalls
 
 def reply_prefix(output: OutputType | None) -> str:
     """The text a reply in `output` starts with whatever the model does (the calls an
-    added call follows). The transformers backend feeds it to the model with the prompt, in
-    one batched pass, instead of decoding it token by token (about 1.5 s a call on two
-    cores); the llama.cpp backend feeds whatever a grammar forces that way, this included."""
+    added call follows). Backends feed it to the model with the prompt, in one batched
+    pass, instead of decoding it token by token (about 1.5 s a call on two cores)."""
     return output.prefix if isinstance(output, TaggedCalls) else ""
 
 
