@@ -220,6 +220,26 @@ def test_prompts_are_the_tokens_transformers_would_give(smol, smol_llama):
         assert smol_llama.backend.prompt_tokens(messages) == list(expected)
 
 
+def test_what_a_grammar_forces_is_fed_in_one_pass(smol_llama):
+    schema = {"type": "object", "required": ["city", "country"], "additionalProperties": False,
+              "properties": {"city": {"type": "string", "maxLength": 20},
+                             "country": {"type": "string", "maxLength": 20}}}
+    request = GenerationRequest(messages=[{"role": "user", "content": "Where is the Louvre?"}],
+                                output=schema, max_new_tokens=40)
+    batches = []
+    backend = smol_llama.backend
+    original = backend.llm.eval
+    backend.llm.eval = lambda tokens: (batches.append(len(tokens)), original(tokens))[1]
+    try:
+        [result] = backend.generate_batch([request])
+    finally:
+        backend.llm.eval = original
+    assert set(result.value) == {"city", "country"}
+    # after the prompt, `{"city": "` and `", "country": "` go in as one batch each
+    assert any(size > 1 for size in batches[1:])
+    assert len(batches) - 1 < result.new_tokens
+
+
 def test_the_vocabulary_is_read_once_per_model_file(tmp_path, smol_llama):
     import llama_cpp
 

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from chorus.agents import AgentOptions, Role, get_role, register_role, role_names
 from chorus.agents.calling import choose_calls, role_adapters
+from chorus.agents.trajectory import call_step, observation_step
 from chorus.cli.demo import run_demo
 from chorus.errors import ChorusError, GraphSpecError
 from chorus.graphs import GraphRunner, GraphSpec, load_spec, parse_spec
@@ -56,6 +57,23 @@ def test_a_role_update_writes_state_and_trajectory():
     update = get_role("caller").update(calls)
     assert update["pending_calls"] == [{"name": "a", "arguments": {}}]  # once
     assert [step["content"] for step in update["trajectory"]] == ["a({})"]
+
+
+def test_a_call_already_made_in_the_run_is_not_made_again():
+    """A planner may say "call" again once the result is in; the caller's repeat is dropped
+    and its decision sends the run on to the answer (the built-in graphs route on it)."""
+    tools = ToolRegistry([calculator])
+    caller = get_role("caller")
+    made = [call_step("calculator", {"expression": "12 * 7"}),
+            observation_step("calculator", "84")]
+    again = [{"name": "calculator", "arguments": {"expression": "12 * 7"}}]
+    other = [{"name": "calculator", "arguments": {"expression": "12 * 8"}}]
+    request = "What is 12 times 7, and 12 times 8?"
+    assert caller.settle(again, request, tools, []) == again
+    assert caller.settle(again, request, tools, made) == []
+    assert caller.settle(again + other, request, tools, made) == other
+    assert caller.update([])["decision"] == "answer"
+    assert caller.update(other)["decision"] == "call"
 
 
 def test_a_role_registered_from_python_runs_in_a_graph_and_is_scored(tiny, tmp_path):

@@ -13,6 +13,7 @@ from chorus.runtime.chat_format import (
     reply_output,
     tool_listing,
     written_calls,
+    written_json,
 )
 from chorus.runtime.guidance import accepts
 from chorus.runtime.outputs import JsonSchema, TaggedCalls
@@ -94,7 +95,26 @@ def test_a_template_that_asks_for_tool_call_tags_gets_its_calls_in_them():
     # other outputs, and templates without tags, keep the output as it is
     assert reply_output(CALLS, "{{ tools }}", is_special=lambda text: True) is CALLS
     other = JsonSchema({"type": "object"})
-    assert reply_output(other, qwen_like, is_special=lambda text: True) is other
+    assert reply_output(other, qwen_like, is_special=lambda text: True) == \
+        JsonSchema({"type": "object"}, separators=(", ", ": "))
+
+
+DECISION = JsonSchema.from_model(roles.PlannerDecision)
+SPACED_JSON = '{"next": "call", "thought": "Add them."}'
+COMPACT_JSON = '{"next":"call","thought":"Add them."}'
+
+
+@pytest.mark.parametrize(("template", "written", "other"), [
+    ("{{ tools }} <tool_call> </tool_call>", SPACED_JSON, COMPACT_JSON),
+    ("{{ messages }}", COMPACT_JSON, SPACED_JSON),
+])
+def test_json_replies_are_laid_out_as_the_template_writes_calls(template, written, other):
+    """A model with a call syntax of its own learned JSON as json.dumps writes it; one without
+    gets compact JSON. Decoding and training write the same text either way."""
+    output = reply_output(DECISION, template, is_special=lambda text: False)
+    assert written_json({"next": "call", "thought": "Add them."}, template) == written
+    assert accepts(output.grammar(), written) and output.parse(written).next == "call"
+    assert not accepts(output.grammar(), other)  # one layout, no whitespace of its own
 
 
 def test_tagged_calls_parse_to_the_same_list_as_the_json_form():

@@ -77,7 +77,8 @@ def _no_headline(_output: Any) -> str | None:
     return None
 
 
-def _as_written(value: Any, _request: str, _tools: ToolRegistry | None) -> Any:
+def _as_written(value: Any, _request: str, _tools: ToolRegistry | None,
+                _steps: Sequence[Step] = ()) -> Any:
     return value
 
 
@@ -96,8 +97,9 @@ class Role:
     steps: Callable[[Any], list[Step]] = _no_steps  # what its output adds to the trajectory
     writes: Callable[[Any], dict[str, Any]] = _nothing  # other state fields it sets
     headline: Callable[[Any], str | None] = _no_headline  # its output (as JSON) in one line
-    # What is kept of an output, given the request and the tools (the caller's grounding).
-    settle: Callable[[Any, str, ToolRegistry | None], Any] = _as_written
+    # What is kept of an output, given the request, the tools and the trajectory so far
+    # (the caller's grounding).
+    settle: Callable[[Any, str, ToolRegistry | None, Sequence[Step]], Any] = _as_written
     metrics: tuple[str, ...] = ("exact",)
     score: Callable[[Any, str], tuple[float, ...]] = _same_value  # (output, gold target)
     needs_tools: bool = False
@@ -206,12 +208,23 @@ def caller(tools: ToolRegistry, adapter: str | None = None, *, min_calls: int = 
                                sees_tools=True)
 
 
+def _new_calls(calls: list[dict[str, Any]], request: str, tools: ToolRegistry,
+               steps: Sequence[Step] = ()) -> list[dict[str, Any]]:
+    """The grounded calls not made already in this run: their results are in the trajectory.
+    A planner that says "call" again once the result is in (Qwen2.5-Coder-0.5B did, on
+    "What is 12 * 12?") gets no second call, and the run goes on to its answer."""
+    made = [step.data for step in steps if step.kind == "call"]
+    return [call for call in ground_calls(calls, tools, request) if call not in made]
+
+
 register_role(Role(
     name="caller", description="writes the tool calls of the next step (constrained JSON)",
     build=lambda o: caller(o.tools, o.adapter, max_calls=o.max_calls or 3),
     steps=lambda calls: [call_step(c["name"], c["arguments"]) for c in unique_calls(calls)],
-    writes=lambda calls: {"pending_calls": unique_calls(calls)},
-    settle=lambda calls, request, tools: ground_calls(calls, tools, request),
+    # "answer" when nothing is left to call: a graph may route on it past its tools node.
+    writes=lambda calls: {"pending_calls": unique_calls(calls),
+                          "decision": "call" if calls else "answer"},
+    settle=_new_calls,
     metrics=("tool names", "arguments"), needs_tools=True,
     score=lambda calls, target: (same_names(calls, json.loads(target)),
                                  same_calls(calls, json.loads(target)))))

@@ -155,7 +155,7 @@ def _node_function(spec: GraphSpec, name: str, node: NodeSpec, context: GraphCon
             else build_agent(spec, node.agent, shown)
         reply = current.run(context.model, state["task"], steps, shown,
                             on_text=lambda text: emit(runtime, "token", name, text=text))
-        value = role.settle(reply.value, state["task"], context.tools)
+        value = role.settle(reply.value, state["task"], context.tools, steps)
         output = value.model_dump(by_alias=True) if hasattr(value, "model_dump") else value
         emit(runtime, "agent_done", name, role=role.name, output=output,
              generation=reply.generation, answers=role.answers,

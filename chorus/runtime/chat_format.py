@@ -16,9 +16,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-from chorus.runtime.outputs import OutputType, ToolCalls, tagged_call
+from chorus.runtime.outputs import (
+    COMPACT,
+    SPACED,
+    JsonSchema,
+    OutputType,
+    ToolCalls,
+    tagged_call,
+)
 
 Message = dict[str, str]
 ToolSpec = dict[str, Any]  # {"name", "description", "parameters"}: an OpenAI function spec
@@ -38,15 +46,32 @@ def call_tags(template: str) -> tuple[str, str] | None:
     return CALL_TAGS if all(tag in template for tag in CALL_TAGS) else None
 
 
+def json_separators(template: str) -> tuple[str, str]:
+    """How JSON replies are laid out under `template`: as json.dumps writes it where the
+    template has a call syntax of its own (the model learned its calls, and so JSON, that
+    way), else compact. Qwen2.5-Coder-0.5B's planner, made to write `{"next":"`, chose
+    "answer" for 11 of 12 arithmetic requests; after `{"next": "`, "call" for 10 of 12."""
+    return SPACED if call_tags(template) else COMPACT
+
+
 def reply_output(output: OutputType | None, template: str,
                  is_special: Callable[[str], bool]) -> OutputType | None:
     """The output to decode for `output` under `template`: tool calls in the template's own
-    syntax where it has one; anything else as it is. `is_special(text)`: whether `text` is
-    one special token of the model's vocabulary (a grammar names such tokens apart)."""
+    syntax where it has one, JSON in the template's layout (`json_separators`); anything
+    else as it is. `is_special(text)`: whether `text` is one special token of the model's
+    vocabulary (a grammar names such tokens apart)."""
+    if isinstance(output, JsonSchema):
+        return replace(output, separators=json_separators(template))
     tags = call_tags(template)
     if not isinstance(output, ToolCalls) or tags is None:
         return output
     return output.tagged(*tags, special=all(is_special(tag) for tag in tags))
+
+
+def written_json(value: Any, template: str) -> str:
+    """`value` as a JSON reply under `template` is written (`reply_output`), and so as an
+    adapter of that model is trained to write it."""
+    return json.dumps(value, ensure_ascii=False, separators=json_separators(template))
 
 
 def written_calls(calls: Sequence[dict[str, Any]], template: str) -> str:
@@ -54,7 +79,7 @@ def written_calls(calls: Sequence[dict[str, Any]], template: str) -> str:
     (`reply_output`), and so the text its adapter is trained to write."""
     tags = call_tags(template)
     if tags is None:
-        return json.dumps(list(calls), ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(list(calls), ensure_ascii=False, separators=COMPACT)
     return "".join(tagged_call(json.dumps(call, ensure_ascii=False), *tags) for call in calls)
 
 

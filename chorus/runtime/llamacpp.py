@@ -14,7 +14,9 @@ adapter set at a time, and on two cores a second context buys no throughput). Ea
   model and set on the context per call;
 - **constrained output**: llguidance masks on the logits (tokenizer from the llama.cpp
   vocabulary), grammars compiled and cached by key as in the transformers backend, and every
-  output parsed and validated by the same RowTracker.
+  output parsed and validated by the same RowTracker. What the grammar forces next (a JSON
+  key, the rest of a tool's name) is fed in one pass, not decoded: about half the tokens of
+  a tool call.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from chorus.runtime.gguf_lora import cached_conversion, peft_parameters, read_pe
 from chorus.runtime.guidance import GrammarCache, allowed_tokens
 from chorus.runtime.llama_vocab import cached_pieces
 from chorus.runtime.manifest import AdapterManifest, read_manifest
-from chorus.runtime.outputs import reply_prefix
 from chorus.runtime.prompt_cache import MIN_PREFIX, PromptCache, common_prefix
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.sources import cached_sha256
@@ -178,14 +179,20 @@ class LlamaCppBackend:
         started = time.perf_counter()
         switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
         self._prefill(request.adapter, tokens)
-        prefix = reply_prefix(request.output)
-        if prefix:  # fed in one pass, and the grammar's matcher follows it as if decoded
-            prefix_tokens = self.llm.tokenize(prefix.encode(), add_bos=False, special=True)
-            for token in prefix_tokens:
-                tracker.advance(0, token)
-            if not tracker.finished[0]:
-                self._extend(prefix_tokens)
         while not tracker.finished[0]:
+            # What the grammar forces (a JSON key, the rest of a tool's name, the calls an
+            # added call follows) is fed in one pass instead of decoded token by token.
+            forced = matcher.compute_ff_tokens() if matcher is not None else []
+            if forced:
+                fed = []
+                for token in forced:
+                    tracker.advance(0, token)
+                    fed.append(token)
+                    if tracker.finished[0]:
+                        break
+                else:
+                    self._extend(fed)
+                continue
             logits = np.ctypeslib.as_array(
                 self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
             # Greedy, a token the grammar allows is the masked argmax too: checking that one

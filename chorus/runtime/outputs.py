@@ -32,6 +32,19 @@ _OPEN_BY_COMPOSITION = ("allOf", "if", "then", "else", "dependentSchemas", "$ref
                         "unevaluatedProperties")
 
 
+# JSON layouts a grammar writes: compact (fewest tokens), or spaced as Python's json.dumps
+# writes it, which is how a model trained on tool calls saw JSON in its template.
+COMPACT = (",", ":")
+SPACED = (", ", ": ")
+
+
+def json_layout(separators: tuple[str, str]) -> dict[str, Any]:
+    """llguidance's `x-guidance` options for JSON written with `separators`, no other
+    whitespace."""
+    return {"whitespace_flexible": False, "item_separator": separators[0],
+            "key_separator": separators[1]}
+
+
 def _key(kind: str, spec: str) -> str:
     return hashlib.sha256(f"{kind}\0{spec}".encode()).hexdigest()
 
@@ -113,10 +126,12 @@ def bound_values(schema: Any, max_length: int) -> Any:
 
 @dataclass(frozen=True)
 class JsonSchema:
-    """Output must be compact JSON valid against `schema` (a dict, or a pydantic model's)."""
+    """Output must be JSON valid against `schema` (a dict, or a pydantic model's), written
+    with `separators` and no other whitespace."""
 
     schema: dict[str, Any]
     model: type[BaseModel] | None = field(default=None, compare=False)
+    separators: tuple[str, str] = COMPACT
 
     @classmethod
     def from_model(cls, model: type[BaseModel]) -> JsonSchema:
@@ -134,13 +149,13 @@ class JsonSchema:
 
     @property
     def key(self) -> str:
-        return _key("json_schema", self.spec)
+        return _key("json_schema", self.spec + json.dumps(self.separators))
 
     def grammar(self) -> str:
         import llguidance
 
-        # Compact JSON: flexible whitespace wastes tokens and lets the model wander.
-        guided = dict(self.schema, **{"x-guidance": {"whitespace_flexible": False}})
+        # One layout: flexible whitespace wastes tokens and lets the model wander.
+        guided = dict(self.schema, **{"x-guidance": json_layout(self.separators)})
         return llguidance.grammar_from("json_schema", json.dumps(guided))
 
     def parse(self, text: str) -> Any:
@@ -338,8 +353,7 @@ class TaggedCalls:
             return text if self.special else json.dumps(text)
 
         # The separators the model saw in its template's examples (Python's json.dumps).
-        layout = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-        schema = json.dumps(dict(self.calls.call_schema, **{"x-guidance": layout}))
+        schema = json.dumps(dict(self.calls.call_schema, **{"x-guidance": json_layout(SPACED)}))
         done = len(self.calls.written)
         counts = [" ".join(["call"] * count) for count in
                   range(max(self.calls.min_calls - done, 1), self.calls.max_calls - done + 1)]
@@ -375,8 +389,9 @@ OutputType = JsonSchema | Regex | Choice | Lark | ToolCalls | TaggedCalls
 
 def reply_prefix(output: OutputType | None) -> str:
     """The text a reply in `output` starts with whatever the model does (the calls an
-    added call follows). Backends feed it to the model with the prompt, in one batched
-    pass, instead of decoding it token by token (about 1.5 s a call on two cores)."""
+    added call follows). The transformers backend feeds it to the model with the prompt, in
+    one batched pass, instead of decoding it token by token (about 1.5 s a call on two
+    cores); the llama.cpp backend feeds whatever a grammar forces that way, this included."""
     return output.prefix if isinstance(output, TaggedCalls) else ""
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from chorus.errors import ChorusError
-from chorus.runtime.chat_format import render_with_tokenizer, written_calls
+from chorus.runtime.chat_format import render_with_tokenizer, written_calls, written_json
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,13 @@ def read_examples(data: Path, roles: list[str], split: str = "train") -> list[di
 
 
 def encode(tokenizer, messages: list[dict], target: str, tools: list[dict] = (),
-           calls: list[dict] | None = None) -> Encoded:
-    """`calls`: the target is these tool calls, written as the model's template has them."""
+           calls: list[dict] | None = None, value: Any = None) -> Encoded:
+    """`calls`: the target is these tool calls; `value`: it is this JSON value (a planner's
+    decision, a verdict); either is written as the model's template has it."""
     if calls is not None:
         target = written_calls(calls, tokenizer.chat_template or "")
+    elif value is not None:
+        target = written_json(value, tokenizer.chat_template or "")
     prompt = render_with_tokenizer(tokenizer, messages, tools)
     full = render_with_tokenizer(tokenizer, [*messages, {"role": "assistant", "content": target}],
                                  tools, add_generation_prompt=False)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from chorus.agents import Step, get_role, observation_step, roles
 from chorus.errors import ChorusError
-from chorus.runtime.outputs import ToolCalls
+from chorus.runtime.outputs import COMPACT, ToolCalls
 from chorus.tools import Tool, ToolRegistry
 from chorus.tools.execution import render
 
@@ -239,6 +239,8 @@ def role_examples(episode: Episode, registry: ToolRegistry) -> dict[str, list[di
                    "tool_specs": list(request.tools), "target": text}
         if isinstance(request.output, ToolCalls):  # written in the trained model's format
             example["calls"] = target
+        elif not isinstance(target, str):  # JSON, laid out as the trained model writes it
+            example["value"] = target
         return example
 
     planner, summarizer, verifier = _fixed_agents()
@@ -287,8 +289,9 @@ def _feedback(episode: Episode) -> str:
 
 
 def _compact(value: Any) -> str:
-    # What the constrained decoder writes: no whitespace, keys in schema order.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # What the constrained decoder writes for a model without a call syntax of its own
+    # (chat_format.written_json): no whitespace, keys in schema order.
+    return json.dumps(value, ensure_ascii=False, separators=COMPACT)
 
 
 def generate(out: Path, *, seed: int = 0, catalogue_path: Path = CATALOGUE,

@@ -169,7 +169,7 @@ def completion_loss(module: torch.nn.Module, batch: dict[str, torch.Tensor],
 def _encoded(model: Model, plan: TrainingPlan) -> tuple[list[Encoded], int]:
     tokenizer = trainable_backend(model).tokenizer
     encoded = [encode(tokenizer, e["messages"], e["target"], e.get("tool_specs", []),
-                      e.get("calls"))
+                      e.get("calls"), e.get("value"))
                for e in read_examples(Path(plan.data), plan.roles)]
     kept = [item for item in encoded if len(item.ids) <= plan.max_tokens]
     if not kept:
