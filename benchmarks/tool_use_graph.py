@@ -46,14 +46,14 @@ def main() -> None:
             if event.kind == "agent_done" and event.data.get("role") == "planner":
                 decisions.append(event.data["output"]["next"])
             elif event.kind == "tool_call":
-                called.append(event.data["tool"])
+                called.append(f"{event.data['tool']}({json.dumps(event.data['arguments'])})")
 
         started = time.perf_counter()
         result = runner.run(case["request"], events=listen)
         seconds.append(time.perf_counter() - started)
         if case["needs"] == "tool":
             ok = case["answer_has"] in result.answer if "answer_has" in case \
-                else case["tool"] in called
+                else any(call.startswith(f"{case['tool']}(") for call in called)
         else:
             ok = not called
         total[case["needs"]] += 1

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from chorus.agents.grounding import adds_to, ground_calls, invented, released, undone, unshared
-from chorus.tools import Tool, ToolRegistry
+from chorus.tools import Tool, ToolRegistry, calculator
 
 DEPARTURES = Tool.from_openai({
     "name": "get_train_departures", "description": "Train departures from a station.",
@@ -153,6 +153,25 @@ def test_a_call_with_numbers_or_only_values_the_request_does_not_give_is_invente
     # words may become codes, as long as some value comes from the request
     assert not invented(_call(station="MILANO C.LE", destination="Roma"), TOOLS, request)
     assert invented(_call(station="Paris"), TOOLS, "Hi there! How's it going?")
+
+
+@pytest.mark.parametrize(("expression", "request_text", "made_up"), [
+    ("3 * 3600", "How many seconds are there in 3 hours?", False),  # a constant of its own
+    ("80 * 15 / 100", "What is 15% of 80?", False),
+    ("(3 + 4) * 5", "Calculate (3 + 4) * 5.", False),
+    ("2*(3+4)", "Hi there!", True),  # none of its numbers is given
+    ("10 + 5", "Play some jazz music.", True),
+    ("7 * 12", "What is 12 times 8?", False),  # one given number is enough in a formula
+])
+def test_a_formula_needs_one_number_of_the_request_not_all(expression, request_text, made_up):
+    assert invented({"name": "calculator", "arguments": {"expression": expression}},
+                    ToolRegistry([calculator]), request_text) is made_up
+
+
+def test_a_date_or_a_code_is_not_a_formula():
+    request = "Trains from Milano Centrale on 2025-07-19."
+    assert invented(_call(station="Milano Centrale", date="2025-07-20"), TOOLS, request)
+    assert invented(_call(station="INV-1201"), TOOLS, "Void invoice INV-1200.")
 
 
 def test_a_call_with_only_codes_is_invented_unless_the_request_speaks_of_its_tool():

@@ -76,6 +76,20 @@ def test_a_call_already_made_in_the_run_is_not_made_again():
     assert caller.update(other)["decision"] == "call"
 
 
+def test_a_caller_takes_values_from_results_and_makes_no_call_up():
+    tools = ToolRegistry([calculator])
+    caller = get_role("caller")
+    made_up = [{"name": "calculator", "arguments": {"expression": "2*(3+4)"}}]
+    assert caller.settle(made_up, "Hi there!", tools, []) == []
+    # a value a tool gave is the conversation's, as the request's values are
+    steps = [call_step("calculator", {"expression": "17 * 3"}),
+             observation_step("calculator", "51")]
+    follow_up = [{"name": "calculator", "arguments": {"expression": "51 * 2"}}]
+    request = "What is 17 times 3, doubled?"
+    assert caller.settle(follow_up, request, tools, []) == []
+    assert caller.settle(follow_up, request, tools, steps) == follow_up
+
+
 def test_a_role_registered_from_python_runs_in_a_graph_and_is_scored(tiny, tmp_path):
     role = register_role(Role.custom("shouter", "Answer in capitals.", writes="answer",
                                      max_new_tokens=5), replace_existing=True)

@@ -142,7 +142,8 @@ def test_long_results_are_truncated_with_a_marker():
 
 
 @pytest.mark.parametrize("expression, value", [
-    ("2*(3+4)", 14), ("2**10", 1024), ("sqrt(16) + abs(-2)", 6.0), ("7 // 2 + 7 % 2", 4),
+    ("2*(3+4)", 14), ("2**10", 1024), ("2^10", 1024), ("9^2 - 4", 77),
+    ("sqrt(16) + abs(-2)", 6.0), ("7 // 2 + 7 % 2", 4),
     ("-3 + +1", -2), ("round(pi, 2)", 3.14), ("max(1, 5, 3)", 5),
 ])
 def test_calculator_evaluates_arithmetic(expression, value):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chorus.agents.grounding import adds_to, invented, released, undone, unshared
+from chorus.agents.grounding import adds_to, released, undone, unshared
 from chorus.agents.roles import caller, get_role, planner
 from chorus.agents.trajectory import Step, thought_step
 from chorus.runtime import GenerationRequest, GenerationResult, Model, library
@@ -118,9 +118,8 @@ def _choose(model: Model, requests: list[tuple[str, ToolRegistry]], strategy: St
             outcomes[index] = None
             continue
         # A model with no tool that fits still writes a call, made up (a date or a city for
-        # "Hi there!"): such a call is not made, and `direct` says [] this way.
-        made = [call for call in get_role("caller").settle(result.value, task, tools)
-                if not invented(call, tools, task)]
+        # "Hi there!"): the caller's settle drops it, and `direct` says [] this way.
+        made = get_role("caller").settle(result.value, task, tools)
         growing.append(_Progress(index, task, tools, made, result.value))
     _add_calls(model, ask, growing, max_calls, batch_size)
     for progress in growing:
@@ -150,9 +149,10 @@ class _Progress:
         if result.error is not None or not result.value:
             return False
         new = result.value[0] if alone else result.value[-1]
-        [added] = get_role("caller").settle([new], self.task, self.tools)
-        if not adds_to(added, self.calls, self.tools, self.task):
+        settled = get_role("caller").settle([new], self.task, self.tools)
+        if not settled or not adds_to(settled[0], self.calls, self.tools, self.task):
             return False
+        [added] = settled
         self.calls = [released(made, added, self.tools) for made in self.calls] + [
             unshared(added, self.calls, self.tools, self.task)]
         self.written = [*self.written, new] if alone else result.value

@@ -37,6 +37,9 @@ _WORD = re.compile(r"[^\W_]+")
 _DIGITS = re.compile(r"\d+")
 _PATH_MARK = re.compile(r"[/\\]")  # a value with one of these is a path or an address
 _SPACE = re.compile(r"\s")
+# An arithmetic formula ("3 * 3600", "(3 + 4) * 5"): an operator between numbers; a minus
+# only with spaces round it, so that dates and codes ("2025-03-08", "INV-1200") are not.
+_FORMULA = re.compile(r"[\d)]\s*[+*/^%]\s*[\d(]|[\d)]\s+-\s+[\d(]")
 _NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                  "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
                  "a dozen": 12, "twenty": 20, "fifty": 50, "hundred": 100}
@@ -145,9 +148,19 @@ def _invents_numbers(call: dict[str, Any], tools: ToolRegistry, request: str) ->
             if isinstance(item, int | float) and not isinstance(item, bool) \
                     and item not in given:
                 return True
-            if isinstance(item, str) and not set(_DIGITS.findall(item)) <= digits:
+            if isinstance(item, str) and _made_up_digits(item, digits):
                 return True
     return False
+
+
+def _made_up_digits(value: str, given: set[str]) -> bool:
+    """Whether `value` holds digits the request does not give. A formula may bring constants
+    of its own ("3 * 3600" for the seconds in 3 hours), so it needs only one given number
+    ("2*(3+4)" for "Hi there!" gives none)."""
+    found = set(_DIGITS.findall(value))
+    if _FORMULA.search(value):
+        return bool(found) and not found & given
+    return not found <= given
 
 
 def adds_to(call: dict[str, Any], earlier: list[dict[str, Any]], tools: ToolRegistry,
@@ -463,6 +476,8 @@ def _spelled_out(value: Any, text: str) -> bool:
     wanted = value.lower()
     if wanted in text:
         return True
+    if _FORMULA.search(wanted):  # worked out from the text's numbers, not copied
+        return bool(set(_DIGITS.findall(wanted)) & set(_DIGITS.findall(text)))
     if _PATH_MARK.search(wanted) and not _SPACE.search(wanted):
         return False  # a path is copied whole, never put together from the request's words
     words = [w for w in _WORD.findall(wanted) if len(w) >= 2]

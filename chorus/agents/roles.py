@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.agent import Agent
-from chorus.agents.grounding import ground_calls
+from chorus.agents.grounding import ground_calls, invented
 from chorus.agents.prompting import load_template
 from chorus.agents.scoring import (
     numbers_kept,
@@ -210,11 +210,16 @@ def caller(tools: ToolRegistry, adapter: str | None = None, *, min_calls: int = 
 
 def _new_calls(calls: list[dict[str, Any]], request: str, tools: ToolRegistry,
                steps: Sequence[Step] = ()) -> list[dict[str, Any]]:
-    """The grounded calls not made already in this run: their results are in the trajectory.
-    A planner that says "call" again once the result is in (Qwen2.5-Coder-0.5B did, on
-    "What is 12 * 12?") gets no second call, and the run goes on to its answer."""
+    """The calls worth making: grounded in the conversation (the request and the results so
+    far), not made up (a model with no tool that fits still writes one, with values of its
+    own: `calculator("2*(3+4)")` for "Hi there!"), and not made already in this run (their
+    results are in the trajectory: a planner that says "call" again once the result is in
+    gets no second call, and the run goes on to its answer)."""
     made = [step.data for step in steps if step.kind == "call"]
-    return [call for call in ground_calls(calls, tools, request) if call not in made]
+    heard = "\n".join([request, *(step.content for step in steps
+                                  if step.kind == "observation")])
+    return [call for call in ground_calls(calls, tools, heard)
+            if call not in made and not invented(call, tools, heard)]
 
 
 register_role(Role(
