@@ -70,8 +70,8 @@ def calculator(expression: str) -> float | int:
         expression: Arithmetic with + - * / // % ** (or ^), parentheses, pi, e and sqrt, log,
             log10, exp, sin, cos, tan, abs, round, floor, ceil, min, max. Example: 2*(3+4)
     """
-    # "^" is a power, as calculators and people (and small models) write it, and binds as
-    # tightly as "**": Python's XOR, parsed as it is, would make 9^2 - 4 mean 9 ^ -2.
+    # "^" is a power, as calculators and people (and small models) write it. It is read as
+    # "**" before parsing: Python parses "^" as XOR, below "-", so 9^2 - 4 would be 9 ^ -2.
     try:
         tree = ast.parse(expression.strip().replace("^", "**"), mode="eval")
     except SyntaxError as error:
