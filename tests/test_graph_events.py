@@ -38,9 +38,10 @@ def _careful(tmp_path: Path) -> Path:
 
 
 def _tool() -> Tool:
+    # Names from a list: the tiny model's free text would be a made-up value, not called.
     spec = {"name": "delete_notes", "description": "Delete a notes file.",
-            "parameters": {"type": "object", "required": ["name"],
-                           "properties": {"name": {"type": "string", "maxLength": 8}}}}
+            "parameters": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "enum": ["notes.txt", "todo.txt"]}}}}
     # It records calls in this process (CALLED), so it runs here, not in a forked child.
     return Tool.from_openai(spec, delete_notes, needs_confirmation=True, isolated=False)
 
