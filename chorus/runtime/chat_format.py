@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from chorus.runtime.outputs import (
@@ -61,7 +60,7 @@ def reply_output(output: OutputType | None, template: str,
     else as it is. `is_special(text)`: whether `text` is one special token of the model's
     vocabulary (a grammar names such tokens apart)."""
     if isinstance(output, JsonSchema):
-        return replace(output, separators=json_separators(template))
+        return output.laid_out(json_separators(template))
     tags = call_tags(template)
     if not isinstance(output, ToolCalls) or tags is None:
         return output
