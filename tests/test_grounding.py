@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from chorus.agents.grounding import adds_to, ground_calls, invented, released, undone, unshared
+from chorus.agents.grounding import (
+    adds_to,
+    asks_more,
+    ground_calls,
+    invented,
+    released,
+    undone,
+    unshared,
+)
 from chorus.tools import Tool, ToolRegistry, calculator
 
 DEPARTURES = Tool.from_openai({
@@ -216,6 +224,45 @@ def test_no_gold_call_is_changed_refused_or_called_invented(name):
                 flagged.append((request, call))
     assert sum(len(case.get("calls") or []) for case in cases) > 100
     assert flagged == []
+
+
+@pytest.mark.parametrize("name", GOLD_SETS)
+def test_a_request_asks_for_more_wherever_its_gold_calls_go_on(name):
+    """`asks_more` decides whether the model is asked for one call more: after any proper
+    prefix of a request's right calls it must say more (else a call is lost); after all of
+    them it may say no more, and must for many (else it saves nothing)."""
+    tools_file, case_files, field = GOLD_SETS[name]
+    tools = ToolRegistry.from_openai_file(ROOT / tools_file)
+    cases = [json.loads(line) for path in case_files
+             for line in (ROOT / path).read_text().splitlines() if line.strip()]
+    stopped_early, finished = [], 0
+    for case in cases:
+        calls, request = case.get("calls") or [], case[field]
+        shown = ToolRegistry([tools.get(n) for n in case["tools"]]) if "tools" in case \
+            else tools
+        stopped_early += [(request, position) for position in range(1, len(calls))
+                          if not asks_more(request, calls[:position], shown)]
+        finished += bool(calls) and not asks_more(request, calls, shown)
+    assert stopped_early == []
+    assert finished > sum(bool(case.get("calls")) for case in cases) / 4
+
+
+def test_more_is_asked_for_a_clause_number_name_or_tool_the_calls_leave_out():
+    weather = _tool("get_weather", "Current weather in a city.",
+                    city={"type": "string"})
+    rhymes = _tool("find_rhymes", "Words that rhyme with a word.", word={"type": "string"})
+    origin = _tool("get_etymology", "Where a word comes from, its origin.",
+                   word={"type": "string"})
+    tools = ToolRegistry([weather, rhymes, origin])
+    paris = [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    assert not asks_more("What's the weather in Paris?", paris, tools)
+    assert asks_more("What's the weather in Paris and in London?", paris, tools)  # a clause
+    assert asks_more("Weather for Paris or Lyon", paris, tools)  # a name no call holds
+    assert asks_more("Weather in Paris at 5 pm", paris, tools)  # a number
+    heart = [{"name": "find_rhymes", "arguments": {"word": "heart"}}]
+    assert asks_more("Rhymes for 'heart', and where does the word 'heart' come from?",
+                     heart, tools)  # another tool's words
+    assert not asks_more("Give me rhymes for 'heart'", heart, tools)
 
 
 def test_an_object_arguments_fields_are_grounded_by_the_same_rules():

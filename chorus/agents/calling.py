@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chorus.agents.grounding import adds_to, released, undone, unshared
+from chorus.agents.grounding import adds_to, asks_more, released, undone, unshared
 from chorus.agents.roles import caller, get_role, planner
 from chorus.agents.trajectory import Step, thought_step
 from chorus.runtime import GenerationRequest, GenerationResult, Model, library
@@ -164,7 +164,8 @@ def _add_calls(model: Model, ask: Callable[..., GenerationRequest], growing: lis
     """A small model writes one call and stops, even when the task asks the same thing for
     several values or two things at once (Qwen2.5-Coder-0.5B: 0 of 16 such requests). So
     each round asks it for one call more, kept only if it does more of the task
-    (`grounding.adds_to`); again while calls are kept, up to `max_calls`:
+    (`grounding.adds_to`); again while calls are kept and the task may ask for more
+    (`grounding.asks_more`), up to `max_calls`:
     - its first request again, asking for the calls it wrote and one more
       (`ToolCalls.after`), with the tool likeliest for the part of the task the calls so
       far leave undone (`grounding.undone`) listed first: asked for one call more, the
@@ -177,7 +178,8 @@ def _add_calls(model: Model, ask: Callable[..., GenerationRequest], growing: lis
       ("email addresses of Tom Becker and Aisha Khan") the first request again comes
       first, as it carries what the parts share."""
     pending = [progress for progress in growing if progress.calls]
-    while pending := [progress for progress in pending if len(progress.written) < max_calls]:
+    while pending := [progress for progress in pending if len(progress.written) < max_calls
+                      and asks_more(progress.task, progress.calls, progress.tools)]:
         for progress in pending:
             progress.look_again()
         # another tool's part is asked alone first, more of the same tool again first

@@ -240,6 +240,27 @@ def undone(request: str, calls: list[dict[str, Any]], tools: ToolRegistry) -> st
     return " ".join(_QUOTED.sub(" ", " ".join(left)).split())
 
 
+# A name in a request: a capitalised word inside a sentence, or an abbreviation ("USD").
+_NAMED = re.compile(r"(?<=\w )[A-Z][\w-]+|\b[A-Z]{2,}[\w-]*")
+
+
+def asks_more(request: str, calls: list[dict[str, Any]], tools: ToolRegistry) -> bool:
+    """Whether `request` may ask for more than `calls` do: a clause none of them does
+    (`_clauses`), a number or a name none of their values holds, or a tool it speaks of
+    that none of them calls. Where it asks for nothing more, a small model need not be
+    asked for one call more (a whole call's decoding, refused in the end); over every
+    prefix of the benchmarks' gold calls this says "more" wherever more were due."""
+    if not all(done for clause, done in _clauses(request, calls, tools) if clause.strip()):
+        return True
+    held = " ".join(str(value) for call in calls
+                    for value in _leaves(call.get("arguments", {})) if _is_value(value))
+    if _numbers(request) - _numbers(held):
+        return True
+    if any(name.lower() not in held.lower() for name in _NAMED.findall(request)):
+        return True
+    return bool(tools.mentioned_in(request, besides={call["name"] for call in calls}))
+
+
 def _clauses(request: str, calls: list[dict[str, Any]], tools: ToolRegistry
              ) -> list[tuple[str, bool]]:
     """The clauses of `request` (split at punctuation and at "and", "then", "also", "plus"),
