@@ -204,6 +204,54 @@ def test_constraints_needing_content_are_refined_unless_asked_for():
                                  "value": 2}]).left == {0: NOT_EXPRESSIBLE}
 
 
+def test_constraints_a_closing_leads_into_compile_with_the_refusals_as_fallback():
+    data = [{"type": "postscript", "marker": "P.S."}, {"type": "no_commas"},
+            {"type": "include_keywords", "keywords": ["tea"]}]
+    compiled = compile_constraints(data)
+    assert compiled.compiled == (0, 1) and compiled.left == {2: NEEDS_CONTENT}
+    assert compiled.closings == ("\n\nP.S.",)
+    assert accepts(compiled.grammar, "Tea time.\n\nP.S. bring cups")
+    assert not accepts(compiled.grammar, "Tea time.")  # the fallback allows it
+    assert accepts(compiled.fallback, "Tea time.") and not accepts(compiled.fallback, "a, b")
+    output = compiled.output
+    assert output.closings == compiled.closings
+    assert output.fallback_output() == Lark(compiled.fallback)
+    refusals_only = compile_constraints(data[1:2])
+    assert refusals_only.closings == () and refusals_only.fallback is None
+
+
+@pytest.mark.parametrize("data", [
+    {"type": "postscript", "marker": "P.S."}, {"type": "postscript", "marker": "P.P.S"},
+    {"type": "bullet_count", "value": 3}, {"type": "ends_with", "phrase": "Any questions?"},
+    {"type": "paragraph_count", "relation": "exactly", "value": 3},
+    {"type": "paragraph_count", "relation": "at_least", "value": 2},
+    {"type": "numbered_sections", "marker": "SECTION", "value": 2},
+    {"type": "two_responses", "separator": "******"}])
+def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(data):
+    """What a Closer does, on text: wherever the model ends too early, the closing is
+    written and a little more text follows, until the grammar lets it end; the text then
+    passes the check."""
+    constraint = parse_constraint(data)
+    compiled = compile_constraints([data])
+    [closing] = constraint.closings()[:1]
+    text = "Some words here."
+    for number in range(1, 7):
+        if accepts(compiled.grammar, text):
+            break
+        text += closing
+        if not accepts(compiled.grammar, text):  # the model goes on after the closing
+            # (after "SECTION " the grammar allows only the next section's number)
+            text += f"{number} more words" if closing.endswith(" ") else " more words"
+    assert accepts(compiled.grammar, text)
+    assert constraint.check(text).passed, text
+
+
+def test_a_postscript_marker_never_stands_alone_on_its_line():
+    compiled = compile_constraints([{"type": "postscript", "marker": "P.S."}])
+    assert not accepts(compiled.grammar, "Hi.\n\nP.S.\n\nP.S. see you")
+    assert accepts(compiled.grammar, "Hi.\n\nP.S. see you")
+
+
 def test_a_response_language_adds_its_script_to_the_alphabet():
     data = [{"type": "response_language", "language": "ru"}, {"type": "no_commas"}]
     grammar = compile_constraints(data).grammar
@@ -218,3 +266,19 @@ def test_lark_outputs_are_checked_when_made_and_when_parsed():
     assert output.parse("abc") == "abc"
     with pytest.raises(InvalidOutputError):
         output.parse("abx")
+
+
+def test_a_closer_writes_the_first_closing_the_grammar_takes_only_where_the_model_ends_early():
+    import llguidance
+
+    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
+
+    compiled = compile_constraints([{"type": "postscript", "marker": "P.S."}])
+    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
+    eos = byte_tokenizer().eos_token
+    closer = Closer(matcher, [list(b"\nP.S.\n"), list(b"\n\nP.S.")], {eos})
+    assert matcher.consume_tokens(list(b"Hi there."))
+    assert closer.instead_of(ord("!")) == []  # not an end: the model's token stands
+    assert closer.instead_of(eos) == list(b"\n\nP.S.")  # a bare marker line is refused
+    assert matcher.consume_tokens(list(b"\n\nP.S. bye"))
+    assert closer.instead_of(eos) == []  # complete: the model may end

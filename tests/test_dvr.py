@@ -225,3 +225,22 @@ def test_dvr_on_the_embedded_model_never_ends_worse_than_it_started(smol):
     assert outcome.response.strip() and outcome.iterations <= 2
     assert outcome.best.passed >= outcome.history[0].passed
     assert outcome.to_json()["passed"] == [outcome.all_passed]
+
+
+@pytest.mark.parametrize("model_name", ["qwen", "smol"])
+def test_a_closing_leads_the_embedded_model_into_what_its_grammar_needs(model_name, request):
+    """Without the closing, Qwen2.5-Coder-0.5B wrote 3 bullets for "exactly 4"; under the
+    grammar alone a model that never writes the fourth runs to its budget. Both backends
+    (llama.cpp for Qwen, transformers for SmolLM2) write the closing where the model ends."""
+    from chorus.agents.dvr import answer_request
+    from chorus.checks import check_all
+    from chorus.checks.compiling import compile_constraints
+
+    model = request.getfixturevalue(model_name)
+    constraints = [parse_constraint({"type": "bullet_count", "value": 4})]
+    output = compile_constraints(constraints).output
+    assert output.closings == ("\n*",)
+    result = model.complete(answer_request(
+        "List reasons to learn Python. Use exactly 4 bullet points.", 256, output))
+    assert result.finish_reason == "stop"
+    assert all(r.passed for r in check_all(result.text, constraints)), result.text

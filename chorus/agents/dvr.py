@@ -58,10 +58,13 @@ class DvrOutcome:
     grammar: str | None = None  # what answers are decoded under (None: free text)
     compiled: tuple[int, ...] = ()  # the constraints the grammar enforces
     first_passed: list[bool] = field(default_factory=list)  # the first answer's verdicts
+    closings: tuple[str, ...] = ()  # see CompiledConstraints
+    fallback: str | None = None
 
     @property
     def output(self) -> Lark | None:
-        return Lark(self.grammar) if self.grammar else None
+        return CompiledConstraints(self.grammar, self.compiled, closings=self.closings,
+                                   fallback=self.fallback).output
 
     def met_by(self) -> list[str]:
         """How each constraint was met: "construction" (compiled, and the first answer,
@@ -100,7 +103,8 @@ class DvrOutcome:
                 "iterations": self.iterations, "repository_hits": self.repository_hits,
                 "unrefinable": sorted(self.unrefinable), "last_target": self.last_target,
                 "latest": self.latest, "grammar": self.grammar, "compiled": list(self.compiled),
-                "first_passed": self.first_passed}
+                "first_passed": self.first_passed, "closings": list(self.closings),
+                "fallback": self.fallback}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DvrOutcome:
@@ -113,7 +117,8 @@ class DvrOutcome:
                    unrefinable=set(state["unrefinable"]), last_target=state["last_target"],
                    latest=state.get("latest", state["response"]),
                    grammar=state.get("grammar"), compiled=tuple(state.get("compiled", ())),
-                   first_passed=list(state.get("first_passed", ())))
+                   first_passed=list(state.get("first_passed", ())),
+                   closings=tuple(state.get("closings", ())), fallback=state.get("fallback"))
 
     def to_json(self) -> dict[str, Any]:
         return {"response": self.response,
@@ -268,7 +273,9 @@ class DivideVerifyRefine:
                           unrefinable=involved, latest=response,
                           grammar=compiled.grammar if compiled else None,
                           compiled=compiled.compiled if compiled else (),
-                          first_passed=[result.passed for result in first.results])
+                          first_passed=[result.passed for result in first.results],
+                          closings=compiled.closings if compiled else (),
+                          fallback=compiled.fallback if compiled else None)
 
     def target(self, outcome: DvrOutcome) -> int:
         """The next failed constraint after the one refined last, cycling through them."""
@@ -356,16 +363,19 @@ class DivideVerifyRefine:
         results = self.model.generate_chunked(requests, self.batch_size,
                                               on_batch=done if on_progress else None)
         # A constrained row that failed (llguidance's lexer gave up mid-way, or the budget
-        # ended before the grammar was satisfied) is answered again as free text: a cut-off
-        # answer is no start for refinement.
-        lost = [i for i, result in enumerate(results)
-                if result.error and requests[i].output is not None]
-        if lost:
-            log.warning("%d constrained generation(s) failed (%s); answered without the "
-                        "grammar", len(lost), results[lost[0]].error)
-            again = self.model.generate_chunked(
-                [requests[i].model_copy(update={"output": None}) for i in lost],
-                self.batch_size)
+        # ended before the grammar was satisfied) is answered again under its fallback (the
+        # refusals alone), else as free text: a cut-off answer is no start for refinement.
+        requests = list(requests)
+        while lost := [i for i, result in enumerate(results)
+                       if result.error and requests[i].output is not None]:
+            for i in lost:
+                output = requests[i].output
+                requests[i] = requests[i].model_copy(update={"output": (
+                    output.fallback_output() if isinstance(output, Lark) else None)})
+            log.warning("%d constrained generation(s) failed (%s); answered %s", len(lost),
+                        results[lost[0]].error, "again under the refusals' grammar"
+                        if requests[lost[0]].output else "without the grammar")
+            again = self.model.generate_chunked([requests[i] for i in lost], self.batch_size)
             for i, result in zip(lost, again, strict=True):
                 results[i] = result
         return results

@@ -67,9 +67,16 @@ class BaseConstraint(BaseModel):
         """Whether its grammar can only be met by the model writing something particular
         later on (a keyword, a closing line, N bullets), rather than by refusing what breaks
         it. A small model that never writes it cannot stop: it loops until its token budget
-        runs out (seen with Qwen 0.5B: "[amount] [amount] ..."), so by default such
-        grammars are not used for decoding (`compile_constraints(needs_content=...)`)."""
+        runs out (seen with Qwen 0.5B: "[amount] [amount] ..."), so such grammars are used
+        for decoding only with `closings` that lead the model into it, or where asked
+        (`compile_constraints(needs_content=...)`)."""
         return False
+
+    def closings(self) -> list[str]:
+        """Texts that lead a model into what its grammar needs, written where the model would
+        end too early (`chorus.runtime.guidance.Closer`): the opening of a postscript, a
+        bullet, a paragraph; [] where no text does (a keyword has no place of its own)."""
+        return []
 
     def grammars(self, alphabet: Alphabet) -> list[str]:
         """Lark token expressions over the whole response (see `patterns`), most preferred

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chorus.checks.base import BaseConstraint
@@ -39,10 +39,12 @@ class CompiledConstraints:
     compiled: tuple[int, ...] = ()
     left: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0  # time spent compiling and checking
+    closings: tuple[str, ...] = ()  # what leads the model into what the grammar needs
+    fallback: str | None = None  # the grammar of the refusals alone, where that differs
 
     @property
     def output(self) -> Lark | None:
-        return Lark(self.grammar) if self.grammar else None
+        return Lark(self.grammar, self.closings, self.fallback) if self.grammar else None
 
 
 def grammar_of(expressions: Sequence[str], alphabet: Alphabet) -> str:
@@ -54,10 +56,29 @@ def grammar_of(expressions: Sequence[str], alphabet: Alphabet) -> str:
 
 def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], *,
                         needs_content: bool = False) -> CompiledConstraints:
-    """`needs_content`: also compile the constraints a model meets only by writing something
-    particular (see `BaseConstraint.needs_content`)."""
+    """The constraints that refuse text (no commas, at most N words), and those a model
+    meets by writing something particular that a closing leads it into (a postscript, N
+    bullets: `BaseConstraint.closings`), compiled into one grammar; with `needs_content`,
+    also those with no closing (a keyword). Where the grammar holds any of the latter, the
+    refusals' grammar alone is its `fallback`."""
     started = time.perf_counter()
     parsed = [parse_constraint(constraint) for constraint in constraints]
+    chosen = _compile(parsed, lambda constraint: needs_content or not constraint.needs_content()
+                      or bool(constraint.closings()))
+    for index, reason in chosen.left.items():
+        if reason != NEEDS_CONTENT:
+            log.info("constraint %s left to refinement: %s", parsed[index].type, reason)
+    closings = tuple(text for index in chosen.compiled for text in parsed[index].closings())
+    fallback = None
+    if any(parsed[index].needs_content() for index in chosen.compiled):
+        fallback = _compile(parsed, lambda constraint: not constraint.needs_content()).grammar
+    return replace(chosen, closings=closings, fallback=fallback,
+                   seconds=time.perf_counter() - started)
+
+
+def _compile(parsed: list[BaseConstraint], wanted: Callable[[BaseConstraint], bool]
+             ) -> CompiledConstraints:
+    """The grammar of the `wanted` constraints that compile together, in order."""
     in_conflict = {k for i, j, _ in conflicting_pairs(parsed) for k in (i, j)}
     languages = tuple(sorted({c.language for c in parsed if c.type == "response_language"}))
     alphabet = Alphabet.for_languages(languages)
@@ -68,7 +89,7 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
         if index in in_conflict:
             left[index] = "in conflict with another constraint"
             continue
-        if constraint.needs_content() and not needs_content:
+        if not wanted(constraint):
             left[index] = NEEDS_CONTENT
             continue
         options = constraint.grammars(alphabet)
@@ -84,7 +105,5 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
                 break
         else:
             left[index] = f"its grammar cannot join the others ({problem})"
-            log.info("constraint %s left to refinement: %s", constraint.type, left[index])
     return CompiledConstraints(grammar=grammar_of(chosen, alphabet) if chosen else None,
-                               compiled=tuple(compiled), left=left,
-                               seconds=time.perf_counter() - started)
+                               compiled=tuple(compiled), left=left)

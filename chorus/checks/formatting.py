@@ -79,6 +79,9 @@ class BulletCount(BaseConstraint):
     def needs_content(self) -> bool:
         return self.value > 0
 
+    def closings(self) -> list[str]:
+        return ["\n*"] if self.value else []
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         line = alphabet.line_char
         # A bullet's text starts with neither '*' nor '-', so it is never a rule ("* * *").
@@ -127,6 +130,10 @@ class NumberedSections(BaseConstraint):
 
     def needs_content(self) -> bool:
         return self.value > 0
+
+    def closings(self) -> list[str]:
+        # The grammar then allows only the next section's number.
+        return [f"\n\n{self.marker} "] if self.value else []
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         line = alphabet.line_char
@@ -299,6 +306,9 @@ class EndsWith(BaseConstraint):
     def needs_content(self) -> bool:
         return True
 
+    def closings(self) -> list[str]:
+        return [f"\n\n{self.phrase}", f" {self.phrase}"]
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         return [patterns.token(f"{_start_of_word(alphabet, self.phrase)}"
                                f"{patterns.literal(self.phrase)}{alphabet.space}*")]
@@ -383,12 +393,20 @@ class Postscript(BaseConstraint):
     def needs_content(self) -> bool:
         return True
 
+    def closings(self) -> list[str]:
+        return [f"\n\n{self.marker}"]
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
-        line = alphabet.line_char
-        note = (f"[ \\t]*{patterns.literal(self.marker)}[ \\t]+{line}*{alphabet.word}{line}*")
+        line, text = alphabet.line_char, alphabet.text()
+        marker = patterns.literal(self.marker)
+        note = f"[ \\t]*{marker}[ \\t]+{line}*{alphabet.word}{line}*"
+        # No line of the marker alone: after the closing "P.S." the note follows on its line
+        # (Qwen2.5 0.5B broke the line and wrote "P.S." again).
+        bare = patterns.complement(f"(?:{text}\\n)?[ \\t]*{marker}[ \\t]*(?:\\n{text})?")
         # First choice: the postscript ends the response, as postscripts do; else anywhere.
-        return [patterns.token(f"(?:{alphabet.text()}\\n)?{note}{alphabet.space}*"),
-                patterns.token(f"(?:{alphabet.text()}\\n)?{note}(?:\\n{alphabet.text()})?")]
+        at_end = patterns.token(f"(?:{text}\\n)?{note}{alphabet.space}*")
+        anywhere = patterns.token(f"(?:{text}\\n)?{note}(?:\\n{text})?")
+        return [f"{at_end} & {bare}", f"{anywhere} & {bare}"]
 
     def describe(self) -> str:
         return (f"At the end of your response, add a postscript: a line starting with "
@@ -418,6 +436,9 @@ class TwoResponses(BaseConstraint):
 
     def needs_content(self) -> bool:
         return True
+
+    def closings(self) -> list[str]:
+        return [f"\n{self.separator}\n"]
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         # The separator line once, a non-blank response on each side. That the two differ

@@ -127,6 +127,9 @@ class ParagraphCount(BaseConstraint):
     def needs_content(self) -> bool:
         return self.relation != "at_most" and self.value > 1
 
+    def closings(self) -> list[str]:
+        return ["\n\n"] if self.needs_content() else []
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         if self.relation == "at_least" and not self.value:
             return [patterns.token(alphabet.text())]

@@ -22,7 +22,6 @@ from chorus.errors import GraphSpecError
 from chorus.graphs.context import GraphContext, RunScope, trace_step
 from chorus.graphs.spec import AgentSpec, GraphSpec, NodeSpec
 from chorus.graphs.state import RunState
-from chorus.runtime import Lark
 
 
 def dvr_node(spec: GraphSpec, name: str, node: NodeSpec, context: GraphContext):
@@ -58,7 +57,8 @@ def _divider(name: str, agent: AgentSpec, context: GraphContext):
         compiled = _loop(context, agent).compile(division.constraints)
         return {"visits": {name: 1}, "outputs": {name: constraints},
                 "dvr": {"constraints": constraints, "grammar": compiled.grammar,
-                        "compiled": list(compiled.compiled)},
+                        "compiled": list(compiled.compiled),
+                        "closings": list(compiled.closings), "fallback": compiled.fallback},
                 "trajectory": [thought_step(f"Constraints: {listed}").model_dump()]}
 
     return run
@@ -66,15 +66,12 @@ def _divider(name: str, agent: AgentSpec, context: GraphContext):
 
 def _writer(name: str, agent: AgentSpec, context: GraphContext):
     def run(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
-        grammar = (state.get("dvr") or {}).get("grammar")
-        request = answer_request(state["task"], output=Lark(grammar) if grammar else None)
+        request = answer_request(state["task"], output=_compiled(state.get("dvr") or {}).output)
         if agent.adapter or agent.max_new_tokens:
             request = request.model_copy(update={
                 "adapter": agent.adapter,
                 "max_new_tokens": agent.max_new_tokens or request.max_new_tokens})
-        generation = context.model.complete(request, raise_errors=False)
-        if generation.error:  # see DivideVerifyRefine.generate
-            generation = context.model.complete(request.model_copy(update={"output": None}))
+        [generation] = _loop(context, agent).generate([request], "answer", None)
         return _answered(name, agent, context, runtime, generation)
 
     return run
@@ -112,10 +109,8 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
                 loop.observe(outcome, state.get("answer", ""))
         else:  # the first answer
             constraints = [parse_constraint(c) for c in progress.get("constraints", [])]
-            compiled = CompiledConstraints(grammar=progress.get("grammar"),
-                                           compiled=tuple(progress.get("compiled", ())))
             outcome = loop.start(Division(state["task"], constraints), state.get("answer", ""),
-                                 compiled)
+                                 _compiled(progress))
         failing = outcome.failing()
         feedback = " ".join(outcome.best.results[i].feedback for i in failing)
         if outcome.conflicts:
@@ -129,6 +124,14 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
                 "dvr": outcome.to_state(), "trajectory": steps}
 
     return run
+
+
+def _compiled(progress: dict[str, Any]) -> CompiledConstraints:
+    """The divider's grammar, as the run's `dvr` field keeps it."""
+    return CompiledConstraints(grammar=progress.get("grammar"),
+                               compiled=tuple(progress.get("compiled", ())),
+                               closings=tuple(progress.get("closings", ())),
+                               fallback=progress.get("fallback"))
 
 
 _ROLE_NODES = {"divider": _divider, "writer": _writer, "refiner": _refiner}

@@ -86,8 +86,38 @@ class GrammarCache:
         tokens = self.llg_tokenizer.tokenize_str(text, parse_special=True)
         return len(tokens) == 1 and self.llg_tokenizer.is_special_token(tokens[0])
 
+    def closer(self, output: OutputType, matcher, eos_ids: set[int]) -> Closer | None:
+        """The `Closer` of one generation of `output` (None where it has no closings)."""
+        closings = getattr(output, "closings", ())
+        if not closings:
+            return None
+        tokenize = self.llg_tokenizer.tokenize_str
+        return Closer(matcher, [tokenize(text) for text in closings], eos_ids)
+
     def __contains__(self, output: OutputType) -> bool:
         return output.key in self._matchers
+
+
+class Closer:
+    """Leads a model that would end before its grammar is complete into what the grammar
+    still needs. A grammar such as "a postscript at the end" only forbids ending without
+    one, and a small model that never starts one on its own then writes on until its budget
+    runs out. So where the model's likeliest token ends the reply and the grammar does not
+    allow that yet, the first of `closings` (token lists) the grammar accepts whole is
+    written instead: the opening of a postscript, a bullet, a paragraph, a closing phrase;
+    the model goes on from there."""
+
+    def __init__(self, matcher, closings: list[list[int]], eos_ids: set[int]):
+        self.matcher = matcher
+        self.closings = [tokens for tokens in closings if tokens]
+        self.eos_ids = eos_ids
+
+    def instead_of(self, likeliest: int) -> list[int]:
+        """The tokens to write instead of `likeliest`; [] where it may stand."""
+        if likeliest not in self.eos_ids or self.matcher.is_accepting():
+            return []
+        return next((tokens for tokens in self.closings
+                     if self.matcher.validate_tokens(tokens) == len(tokens)), [])
 
 
 def allowed_tokens(matcher, vocab_size: int, bitmask: np.ndarray) -> np.ndarray:

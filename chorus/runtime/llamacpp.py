@@ -178,6 +178,7 @@ class LlamaCppBackend:
         request = request.model_copy(update={"output": reply_output(
             request.output, self._format.template, self.grammars.is_special)})
         matcher = self.grammars.matcher(request.output) if request.output else None
+        closer = self.grammars.closer(request.output, matcher, self.eos_ids) if matcher else None
         tracker = RowTracker([request], matchers=[matcher], eos_ids=self.eos_ids,
                              decode=_GrowingText(self._piece), on_text=on_text)
         random = np.random.default_rng(request.seed) if request.temperature > 0 else None
@@ -186,8 +187,13 @@ class LlamaCppBackend:
         self._prefill(request.adapter, tokens)
         while not tracker.finished[0]:
             # What the grammar forces (a JSON key, the rest of a tool's name, the calls an
-            # added call follows) is fed in one pass instead of decoded token by token.
+            # added call follows), or a closing where the model would end too early
+            # (guidance.Closer), is fed in one pass instead of decoded token by token.
             forced = matcher.compute_ff_tokens() if matcher is not None else []
+            logits = np.ctypeslib.as_array(
+                self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
+            if not forced and closer is not None:
+                forced = closer.instead_of(int(np.argmax(logits)))
             if forced:
                 fed = []
                 for token in forced:
@@ -198,8 +204,6 @@ class LlamaCppBackend:
                 else:
                     self._extend(fed)
                 continue
-            logits = np.ctypeslib.as_array(
-                self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
             # Greedy, a token the grammar allows is the masked argmax too: checking that one
             # token costs far less than a mask over the whole vocabulary.
             token = int(np.argmax(logits)) if random is None else None

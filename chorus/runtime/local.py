@@ -94,8 +94,10 @@ class LocalBackend:
             eos_token_id=sorted(self.eos_ids),
         )
         if any(matchers):
+            closers = [self.grammars.closer(r.output, m, self.eos_ids) if m else None
+                       for r, m in zip(requests, matchers, strict=True)]
             options["logits_processor"] = LogitsProcessorList(
-                [_MaskRows(matchers, tracker.finished, len(self.tokenizer))])
+                [_MaskRows(matchers, closers, tracker.finished, len(self.tokenizer))])
         if first.temperature > 0:
             options.update(do_sample=True, temperature=first.temperature, top_p=first.top_p)
         else:
@@ -133,17 +135,29 @@ class _MaskRows(LogitsProcessor):
     """Masks each constrained row's logits to the tokens its grammar allows next.
 
     Rows without a matcher, and finished rows, are left alone. Sampled tokens are fed to the
-    matchers by RowTracker, which sees every token as soon as it is chosen.
+    matchers by RowTracker, which sees every token as soon as it is chosen. A row whose
+    model would end too early is led through a closing (guidance.Closer) one token a step.
     """
 
-    def __init__(self, matchers: list, finished: list[bool], vocab_size: int):
+    def __init__(self, matchers: list, closers: list, finished: list[bool], vocab_size: int):
         self.matchers = matchers
+        self.closers = closers
         self.finished = finished
+        self._closing: list[list[int]] = [[] for _ in matchers]  # tokens still to write
         self._bitmask = np.zeros((vocab_size + 31) // 32, dtype=np.int32)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor):
         for row, matcher in enumerate(self.matchers):
             if matcher is None or self.finished[row]:
+                continue
+            closer = self.closers[row]
+            if not self._closing[row] and closer is not None:
+                self._closing[row] = closer.instead_of(int(scores[row].argmax()))
+            if self._closing[row]:
+                token = self._closing[row].pop(0)
+                kept = scores[row, token].clone()
+                scores[row] = float("-inf")
+                scores[row, token] = kept if torch.isfinite(kept) else 0.0
                 continue
             allowed = allowed_tokens(matcher, scores.shape[-1], self._bitmask)
             blocked = torch.from_numpy(~allowed)

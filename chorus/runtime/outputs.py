@@ -249,20 +249,36 @@ class Choice:
 @dataclass(frozen=True)
 class Lark:
     """Output must match a grammar in llguidance's lark syntax (which adds `&` and `~` to
-    token definitions: chorus compiles response constraints to such grammars)."""
+    token definitions: chorus compiles response constraints to such grammars).
+
+    `closings`: texts a local backend writes where the model would end before the grammar
+    is complete, the first one the grammar accepts whole ("\n\nP.S." for a postscript the
+    model never starts). A grammar that needs something written holds the model until its
+    budget runs out otherwise. `fallback`: a grammar to decode under instead when this one
+    fails all the same (the budget ended first), None for free text."""
 
     source: str
+    closings: tuple[str, ...] = ()
+    fallback: str | None = None
 
     def __post_init__(self) -> None:
         from chorus.runtime.guidance import grammar_problem
 
-        problem = grammar_problem(self.source)
-        if problem:
-            raise UnsupportedSchemaError(f"Grammar cannot be used: {problem}")
+        for source in (self.source, self.fallback):
+            problem = grammar_problem(source) if source is not None else ""
+            if problem:
+                raise UnsupportedSchemaError(f"Grammar cannot be used: {problem}")
+        object.__setattr__(self, "closings", tuple(self.closings))
 
     @property
     def key(self) -> str:
-        return _key("lark", self.source)
+        if not self.closings and self.fallback is None:
+            return _key("lark", self.source)
+        return _key("lark", json.dumps([self.source, list(self.closings), self.fallback]))
+
+    def fallback_output(self) -> Lark | None:
+        """What to decode under where this grammar failed (None: free text)."""
+        return Lark(self.fallback) if self.fallback is not None else None
 
     def grammar(self) -> str:
         return self.source
