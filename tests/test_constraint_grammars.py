@@ -278,7 +278,24 @@ def test_a_closer_writes_the_first_closing_the_grammar_takes_only_where_the_mode
     eos = byte_tokenizer().eos_token
     closer = Closer(matcher, [list(b"\nP.S.\n"), list(b"\n\nP.S.")], {eos})
     assert matcher.consume_tokens(list(b"Hi there."))
-    assert closer.instead_of(ord("!")) == []  # not an end: the model's token stands
-    assert closer.instead_of(eos) == list(b"\n\nP.S.")  # a bare marker line is refused
+    assert closer.instead_of(ord("!"), 100) == []  # not an end: the model's token stands
+    assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")  # a bare marker line is refused
     assert matcher.consume_tokens(list(b"\n\nP.S. bye"))
-    assert closer.instead_of(eos) == []  # complete: the model may end
+    assert closer.instead_of(eos, 100) == []  # complete: the model may end
+
+
+def test_a_closer_writes_a_closing_where_the_budget_runs_low_then_lets_the_model_write():
+    import llguidance
+
+    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
+
+    compiled = compile_constraints([{"type": "bullet_count", "value": 3}])
+    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
+    closer = Closer(matcher, [list(b"\n*")], {byte_tokenizer().eos_token})
+    assert matcher.consume_tokens(list(b"Reasons:"))
+    assert closer.instead_of(ord("!"), Closer.RESERVE + 1) == []
+    assert closer.instead_of(ord("!"), Closer.RESERVE) == list(b"\n*")
+    assert matcher.consume_tokens(list(b"\n* one"))
+    # the model writes on for `GAP` tokens before the budget brings the next bullet
+    assert [closer.instead_of(ord("!"), 20) for _ in range(Closer.GAP)] == [[]] * Closer.GAP
+    assert closer.instead_of(ord("!"), 12) == list(b"\n*")

@@ -102,22 +102,32 @@ class Closer:
     """Leads a model that would end before its grammar is complete into what the grammar
     still needs. A grammar such as "a postscript at the end" only forbids ending without
     one, and a small model that never starts one on its own then writes on until its budget
-    runs out. So where the model's likeliest token ends the reply and the grammar does not
-    allow that yet, the first of `closings` (token lists) the grammar accepts whole is
-    written instead: the opening of a postscript, a bullet, a paragraph, a closing phrase;
-    the model goes on from there."""
+    runs out. So where the model's likeliest token ends the reply, or where the budget is
+    down to `RESERVE` tokens, while the grammar does not allow an end yet, the first of
+    `closings` (token lists) the grammar accepts whole is written instead: the opening of a
+    postscript, a bullet, a paragraph, a closing phrase; the model goes on from there."""
+
+    RESERVE = 32  # tokens left for what a closing leads into, where the model writes on
+    GAP = 8  # tokens the model writes after a closing before the budget brings another
 
     def __init__(self, matcher, closings: list[list[int]], eos_ids: set[int]):
         self.matcher = matcher
         self.closings = [tokens for tokens in closings if tokens]
         self.eos_ids = eos_ids
+        self._since_closing = self.GAP
 
-    def instead_of(self, likeliest: int) -> list[int]:
-        """The tokens to write instead of `likeliest`; [] where it may stand."""
-        if likeliest not in self.eos_ids or self.matcher.is_accepting():
+    def instead_of(self, likeliest: int, left: int) -> list[int]:
+        """The tokens to write instead of `likeliest`, with `left` tokens of budget; []
+        where it may stand."""
+        self._since_closing += 1
+        running_out = left <= self.RESERVE and self._since_closing > self.GAP
+        if not (likeliest in self.eos_ids or running_out) or self.matcher.is_accepting():
             return []
-        return next((tokens for tokens in self.closings
-                     if self.matcher.validate_tokens(tokens) == len(tokens)), [])
+        tokens = next((tokens for tokens in self.closings
+                       if self.matcher.validate_tokens(tokens) == len(tokens)), [])
+        if tokens:
+            self._since_closing = 0
+        return tokens
 
 
 def allowed_tokens(matcher, vocab_size: int, bitmask: np.ndarray) -> np.ndarray:

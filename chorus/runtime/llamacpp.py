@@ -193,7 +193,8 @@ class LlamaCppBackend:
             logits = np.ctypeslib.as_array(
                 self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
             if not forced and closer is not None:
-                forced = closer.instead_of(int(np.argmax(logits)))
+                forced = closer.instead_of(int(np.argmax(logits)),
+                                           tracker.budgets[0] - len(tracker.token_ids[0]))
             if forced:
                 fed = []
                 for token in forced:

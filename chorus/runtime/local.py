@@ -97,7 +97,7 @@ class LocalBackend:
             closers = [self.grammars.closer(r.output, m, self.eos_ids) if m else None
                        for r, m in zip(requests, matchers, strict=True)]
             options["logits_processor"] = LogitsProcessorList(
-                [_MaskRows(matchers, closers, tracker.finished, len(self.tokenizer))])
+                [_MaskRows(matchers, closers, tracker, len(self.tokenizer))])
         if first.temperature > 0:
             options.update(do_sample=True, temperature=first.temperature, top_p=first.top_p)
         else:
@@ -139,10 +139,11 @@ class _MaskRows(LogitsProcessor):
     model would end too early is led through a closing (guidance.Closer) one token a step.
     """
 
-    def __init__(self, matchers: list, closers: list, finished: list[bool], vocab_size: int):
+    def __init__(self, matchers: list, closers: list, tracker: RowTracker, vocab_size: int):
         self.matchers = matchers
         self.closers = closers
-        self.finished = finished
+        self.tracker = tracker
+        self.finished = tracker.finished
         self._closing: list[list[int]] = [[] for _ in matchers]  # tokens still to write
         self._bitmask = np.zeros((vocab_size + 31) // 32, dtype=np.int32)
 
@@ -152,7 +153,8 @@ class _MaskRows(LogitsProcessor):
                 continue
             closer = self.closers[row]
             if not self._closing[row] and closer is not None:
-                self._closing[row] = closer.instead_of(int(scores[row].argmax()))
+                left = self.tracker.budgets[row] - len(self.tracker.token_ids[row])
+                self._closing[row] = closer.instead_of(int(scores[row].argmax()), left)
             if self._closing[row]:
                 token = self._closing[row].pop(0)
                 kept = scores[row, token].clone()
