@@ -101,13 +101,14 @@ def test_contradictory_constraints_are_reported_not_refined(tiny):
 def test_a_locked_repository_is_dropped_and_the_run_goes_on(tiny, tmp_path, caplog):
     path = tmp_path / "refinements.db"
     repository = RefinementRepository(path, busy_timeout=0.2)
-    repository.add(constraint_type="postscript", params={"marker": "P.S."}, feedback="f",
-                   before="b", after="b\nP.S. a")
+    repository.add(constraint_type="include_keywords", params={"keywords": ["tea"]},
+                   feedback="f", before="b", after="b tea")
     holder = sqlite3.connect(path)
     holder.execute("BEGIN EXCLUSIVE")  # another process mid-write, for longer than we wait
     try:
         loop = DivideVerifyRefine(tiny, repository, max_refinements=1, max_new_tokens=SHORT)
-        outcome = loop.run("Write a note with a P.S.")
+        # keywords have no closing: refined, so the repository is asked for examples
+        outcome = loop.run('Write a note. Include the keywords "tea" and "cake".')
     finally:
         holder.rollback()
     assert outcome.iterations == 1 and loop.repository is None
