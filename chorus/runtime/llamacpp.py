@@ -190,11 +190,12 @@ class LlamaCppBackend:
             # added call follows), or a closing where the model would end too early
             # (guidance.Closer), is fed in one pass instead of decoded token by token.
             forced = matcher.compute_ff_tokens() if matcher is not None else []
-            logits = np.ctypeslib.as_array(
-                self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
-            if not forced and closer is not None:
-                forced = closer.instead_of(int(np.argmax(logits)),
-                                           tracker.budgets[0] - len(tracker.token_ids[0]))
+            if not forced:
+                logits = np.ctypeslib.as_array(
+                    self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
+                if closer is not None:
+                    forced = closer.instead_of(int(np.argmax(logits)),
+                                               tracker.budgets[0] - len(tracker.token_ids[0]))
             if forced:
                 fed = []
                 for token in forced:

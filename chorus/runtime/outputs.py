@@ -272,9 +272,8 @@ class Lark:
 
     @property
     def key(self) -> str:
-        if not self.closings and self.fallback is None:
-            return _key("lark", self.source)
-        return _key("lark", json.dumps([self.source, list(self.closings), self.fallback]))
+        # The matcher is the grammar's alone: closings and fallback do not change it.
+        return _key("lark", self.source)
 
     def fallback_output(self) -> Lark | None:
         """What to decode under where this grammar failed (None: free text)."""
