@@ -13,6 +13,7 @@ from chorus.agents.grounding import (
     released,
     undone,
     unshared,
+    with_named_options,
 )
 from chorus.tools import Tool, ToolRegistry, calculator
 
@@ -220,10 +221,98 @@ def test_no_gold_call_is_changed_refused_or_called_invented(name):
             if invented(call, tools, request) or ground_calls([call], tools, request) != [call] \
                     or position and not adds_to(call, calls[:position], tools, request) \
                     or any(released(made, call, tools) != made for made in calls[:position]) \
-                    or unshared(call, calls[:position], tools, request) != call:
+                    or unshared(call, calls[:position], tools, request) != call \
+                    or with_named_options(call, tools, request) != call:
                 flagged.append((request, call))
     assert sum(len(case.get("calls") or []) for case in cases) > 100
     assert flagged == []
+
+
+@pytest.mark.parametrize("name", GOLD_SETS)
+def test_an_option_a_gold_call_takes_is_put_back_where_the_model_left_it_out(name):
+    """Where a right call holds an optional enum code, the call without it gets it back
+    from the request's words for nearly all (those that name two codes of it stay out)."""
+    tools_file, case_files, field = GOLD_SETS[name]
+    tools = ToolRegistry.from_openai_file(ROOT / tools_file)
+    restored, options = 0, 0
+    for path in case_files:
+        for line in (ROOT / path).read_text().splitlines():
+            case = json.loads(line) if line.strip() else {}
+            for call in case.get("calls") or []:
+                parameters = tools.get(call["name"]).parameters
+                for option, value in call["arguments"].items():
+                    spec = parameters["properties"][option]
+                    if option in parameters.get("required", []) or "enum" not in spec \
+                            or value == spec.get("default"):
+                        continue
+                    left_out = {**call, "arguments": {
+                        k: v for k, v in call["arguments"].items() if k != option}}
+                    options += 1
+                    restored += with_named_options(left_out, tools, case[field]) == call
+    assert options >= 10
+    assert restored >= options - 2
+
+
+def test_a_default_number_stays_only_where_the_request_says_it_of_that_parameter():
+    area = _tool("rectangle_area", "Area of a rectangle.", width={"type": "number"},
+                 precision={"type": "integer", "default": 2,
+                            "description": "Number of decimal places in the result."})
+    call = {"name": "rectangle_area", "arguments": {"width": 3, "precision": 2}}
+    tools = ToolRegistry([area])
+    assert ground_calls([call], tools, "Two rectangles, 3 wide: their areas?")[0][
+        "arguments"] == {"width": 3}
+    assert ground_calls([call], tools, "Area of a 3 wide square to two decimal places")[0][
+        "arguments"] == {"width": 3, "precision": 2}
+
+def test_an_option_the_request_names_is_filled_in_once_and_only_when_unambiguous():
+    correlation = Tool.from_openai({
+        "name": "compute_correlation", "description": "Correlation of two series.",
+        "parameters": {"type": "object", "required": ["x"], "properties": {
+            "x": {"type": "array", "items": {"type": "number"}},
+            "method": {"type": "string", "enum": ["pearson", "spearman", "kendall"],
+                       "default": "pearson"}}}})
+    tools = ToolRegistry([correlation])
+    call = {"name": "compute_correlation", "arguments": {"x": [1, 2, 3]}}
+    spearman = {"name": "compute_correlation",
+                "arguments": {"x": [1, 2, 3], "method": "spearman"}}
+    assert with_named_options(call, tools, "Spearman correlation of 1, 2, 3") == spearman
+    assert with_named_options(call, tools, "Correlation of 1, 2, 3") == call
+    # the default, two codes named, or a code the model already placed: nothing added
+    assert with_named_options(call, tools, "Pearson correlation of 1, 2, 3") == call
+    assert with_named_options(call, tools, "Spearman or Kendall for 1, 2, 3?") == call
+    assert with_named_options(spearman, tools, "Kendall, then Spearman") == spearman
+    # a short code counts only as a word of its own: "mi" is not the start of "miles"
+    units = DEPARTURES.parameters["properties"]["unit"]
+    assert units["enum"] == ["km", "mi"]
+    trains = {"name": "get_train_departures", "arguments": {"station": "York"}}
+    assert with_named_options(trains, TOOLS, "Trains from York, miles away") == trains
+    assert with_named_options(trains, TOOLS, "Trains from York in mi")["arguments"] == {
+        "station": "York", "unit": "mi"}
+
+    # a label the model wrote into a text is the option it names
+    catalog = Tool.from_openai({
+        "name": "search_library_catalog", "description": "Search the library.",
+        "parameters": {"type": "object", "required": ["query"], "properties": {
+            "query": {"type": "string"},
+            "search_by": {"type": "string", "enum": ["title", "author"], "default": "title"}}}})
+    labelled = {"name": "search_library_catalog",
+                "arguments": {"query": "author: Ursula K. Le Guin"}}
+    assert with_named_options(labelled, ToolRegistry([catalog]),
+                              "Books by the author Ursula K. Le Guin")["arguments"] == {
+        "query": "Ursula K. Le Guin", "search_by": "author"}
+
+
+def test_a_text_option_saying_what_a_flag_says_goes():
+    recipes = Tool.from_openai({
+        "name": "find_recipes", "description": "Recipes that use ingredients.",
+        "parameters": {"type": "object", "required": ["ingredients"], "properties": {
+            "ingredients": {"type": "array", "items": {"type": "string"}},
+            "cuisine": {"type": "string", "description": "e.g. 'Italian'."},
+            "vegetarian": {"type": "boolean", "default": False}}}})
+    call = {"name": "find_recipes", "arguments": {
+        "ingredients": ["spinach"], "cuisine": "vegetarian", "vegetarian": True}}
+    assert ground_calls([call], ToolRegistry([recipes]), "Vegetarian recipes with spinach?"
+                        )[0]["arguments"] == {"ingredients": ["spinach"], "vegetarian": True}
 
 
 @pytest.mark.parametrize("name", GOLD_SETS)

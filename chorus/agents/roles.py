@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.agent import Agent
-from chorus.agents.grounding import ground_calls, invented
+from chorus.agents.grounding import ground_calls, invented, with_named_options
 from chorus.agents.prompting import load_template
 from chorus.agents.scoring import (
     numbers_kept,
@@ -214,12 +214,17 @@ def _new_calls(calls: list[dict[str, Any]], request: str, tools: ToolRegistry,
     far), not made up (a model with no tool that fits still writes one, with values of its
     own: `calculator("2*(3+4)")` for "Hi there!"), and not made already in this run (their
     results are in the trajectory: a planner that says "call" again once the result is in
-    gets no second call, and the run goes on to its answer)."""
+    gets no second call, and the run goes on to its answer); with the options the request
+    names that the model left out (`grounding.with_named_options`)."""
     made = [step.data for step in steps if step.kind == "call"]
     heard = "\n".join([request, *(step.content for step in steps
                                   if step.kind == "observation")])
-    return [call for call in ground_calls(calls, tools, heard)
-            if call not in made and not invented(call, tools, heard)]
+    asked = [call for call in ground_calls(calls, tools, heard)
+             if not invented(call, tools, heard)]
+    # options are filled in once the made-up calls are gone (a code the request names does
+    # not make a call asked for), from the request alone (a result may list every code)
+    completed = unique_calls([with_named_options(call, tools, request) for call in asked])
+    return [call for call in completed if call not in made]
 
 
 register_role(Role(
