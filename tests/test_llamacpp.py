@@ -41,6 +41,21 @@ def test_stop_strings_budgets_and_repeated_lines(smol_llama):
     assert len(lines) == len(set(lines))
 
 
+def test_a_loop_under_a_grammar_with_closings_is_taken_back_and_closed(smol_llama):
+    """SmolLM2 loops on "ok" lines; under "end with a P.S." the loop used to end the reply
+    before its P.S. (a failed output). Its repeated line is taken back and the closing
+    written in its place, so the reply ends as the grammar wants."""
+    from chorus.checks import check_all
+    from chorus.checks.compiling import compile_constraints
+
+    constraints = [{"type": "postscript", "marker": "P.S."}]
+    result = smol_llama.generate("Write the line 'ok' ten times, one per line.",
+                                 output=compile_constraints(constraints).output,
+                                 stop_on_repeated_line=True, max_new_tokens=120)
+    assert all(outcome.passed for outcome in check_all(result.text, constraints))
+    lines = [line.strip() for line in result.text.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines))
+
 def test_constrained_outputs_are_valid(smol_llama):
     schema = {"type": "object", "required": ["city", "days"], "properties": {
         "city": {"type": "string", "maxLength": 20}, "days": {"type": "integer"}}}

@@ -74,3 +74,42 @@ def test_rows_stop_independently_and_stream_exactly_their_text(tokenizer):
     assert (tracker.texts[2], tracker.reasons[2]) == ("One. Two. ", "stop_string")
     for row in range(3):
         assert "".join(pieces[row]) == tracker.texts[row]
+
+
+def _bullet_tracker(*, rewind_loops: bool) -> RowTracker:
+    """One row under "exactly 2 bullet points", on a vocabulary of bytes."""
+    import llguidance
+
+    from chorus.checks.compiling import compile_constraints
+    from chorus.runtime.guidance import byte_tokenizer, parser_limits
+
+    grammar = compile_constraints([{"type": "bullet_count", "value": 2}]).grammar
+    matcher = llguidance.LLMatcher(byte_tokenizer(), grammar, limits=parser_limits())
+    request = GenerationRequest(messages="x", max_new_tokens=200, stop_on_repeated_line=True)
+    return RowTracker([request], matchers=[matcher], eos_ids={byte_tokenizer().eos_token},
+                      decode=lambda ids: bytes(ids).decode(errors="replace"), on_text=None,
+                      rewind_loops=rewind_loops)
+
+
+def test_a_loop_under_an_incomplete_grammar_is_taken_back_once_per_point():
+    text = list(b"Reasons:\n* one\nok\nok\n")
+    ended = _bullet_tracker(rewind_loops=False)
+    feed(ended, [text])
+    assert (ended.texts[0], ended.reasons[0]) == ("Reasons:\n* one\nok", "repetition")
+
+    tracker = _bullet_tracker(rewind_loops=True)
+    for token in text:
+        tracker.advance(0, token)
+    # the repeated line is taken back from the text and from the grammar: the backend
+    # goes on from there (with a closing), and the row is not finished
+    assert not tracker.finished[0] and tracker.rewound[0] == 1
+    assert tracker.texts[0] == "Reasons:\n* one\nok\n"
+    assert bytes(tracker.token_ids[0]).decode() == tracker.texts[0]
+    for token in b"* two":
+        tracker.advance(0, token)
+    assert tracker.matchers[0].is_accepting()  # the grammar saw the text as it is now
+    # a loop back to the same point again ends the row, as without rewinds
+    again = _bullet_tracker(rewind_loops=True)
+    for token in text + list(b"ok\n"):
+        again.advance(0, token)
+    assert again.rewound[0] == 1 and again.reasons[0] == "repetition" and again.finished[0]

@@ -105,7 +105,9 @@ class Closer:
     runs out. So where the model's likeliest token ends the reply, or where the budget is
     down to `RESERVE` tokens, while the grammar does not allow an end yet, the first of
     `closings` (token lists) the grammar accepts whole is written instead: the opening of a
-    postscript, a bullet, a paragraph, a closing phrase; the model goes on from there."""
+    postscript, a bullet, a paragraph, a closing phrase; the model goes on from there.
+    Where the model started to loop and its loop was taken back (`RowTracker`), a closing
+    is written at once (`close_next`)."""
 
     RESERVE = 32  # tokens left for what a closing leads into, where the model writes on
     GAP = 8  # tokens the model writes after a closing before the budget brings another
@@ -115,13 +117,20 @@ class Closer:
         self.closings = [tokens for tokens in closings if tokens]
         self.eos_ids = eos_ids
         self._since_closing = self.GAP
+        self._due = False
+
+    def close_next(self) -> None:
+        """Write a closing at the next token, whatever the model would write."""
+        self._due = True
 
     def instead_of(self, likeliest: int, left: int) -> list[int]:
         """The tokens to write instead of `likeliest`, with `left` tokens of budget; []
         where it may stand."""
         self._since_closing += 1
         running_out = left <= self.RESERVE and self._since_closing > self.GAP
-        if not (likeliest in self.eos_ids or running_out) or self.matcher.is_accepting():
+        due, self._due = self._due, False
+        if not (likeliest in self.eos_ids or running_out or due) \
+                or self.matcher.is_accepting():
             return []
         tokens = next((tokens for tokens in self.closings
                        if self.matcher.validate_tokens(tokens) == len(tokens)), [])

@@ -180,7 +180,8 @@ class LlamaCppBackend:
         matcher = self.grammars.matcher(request.output) if request.output else None
         closer = self.grammars.closer(request.output, matcher, self.eos_ids) if matcher else None
         tracker = RowTracker([request], matchers=[matcher], eos_ids=self.eos_ids,
-                             decode=_GrowingText(self._piece), on_text=on_text)
+                             decode=_GrowingText(self._piece), on_text=on_text,
+                             rewind_loops=closer is not None)
         random = np.random.default_rng(request.seed) if request.temperature > 0 else None
         started = time.perf_counter()
         switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
@@ -196,15 +197,18 @@ class LlamaCppBackend:
                 if closer is not None:
                     forced = closer.instead_of(int(np.argmax(logits)),
                                                tracker.budgets[0] - len(tracker.token_ids[0]))
+            rewinds = tracker.rewound[0]
             if forced:
                 fed = []
                 for token in forced:
                     tracker.advance(0, token)
                     fed.append(token)
-                    if tracker.finished[0]:
+                    if tracker.finished[0] or tracker.rewound[0] != rewinds:
                         break
                 else:
                     self._extend(fed)
+                if tracker.rewound[0] != rewinds:
+                    self._take_back(tokens, tracker.token_ids[0], closer)
                 continue
             # Greedy, a token the grammar allows is the masked argmax too: checking that one
             # token costs far less than a mask over the whole vocabulary.
@@ -216,11 +220,24 @@ class LlamaCppBackend:
             if token is None:
                 token = _choose(logits, request.temperature, request.top_p, random)
             tracker.advance(0, token)
-            if not tracker.finished[0]:
+            if tracker.rewound[0] != rewinds:
+                self._take_back(tokens, tracker.token_ids[0], closer)
+            elif not tracker.finished[0]:
                 self._extend([token])
         if switched:
             give_freed_memory_back()
         return tracker.result(0, len(tokens), time.perf_counter() - started)
+
+    def _take_back(self, prompt: list[int], kept: list[int], closer) -> None:
+        """The reply's loop was taken back to `kept` (RowTracker): the cache goes back to
+        the prompt and `kept`, the last token evaluated again for its logits, and a closing
+        comes next."""
+        tokens = prompt + kept
+        keep = min(common_prefix(self._kv_tokens, tokens), len(tokens) - 1)
+        self.llm.n_tokens = keep
+        self._kv_tokens = self._kv_tokens[:keep]
+        self._extend(tokens[keep:])
+        closer.close_next()
 
     def _prefill(self, adapter: str | None, tokens: list[int]) -> None:
         """Make the KV cache hold `tokens` under `adapter`, computing only what no cached
@@ -295,19 +312,23 @@ class LlamaCppBackend:
 
 
 class _GrowingText:
-    """The text of one row's tokens, which only ever grow: each call adds the bytes of the
-    new tokens alone (llama-cpp-python's detokenize walks every token in Python, which
-    made the text of a 256-token reply cost 256 x 128 calls)."""
+    """The text of one row's tokens, which grow (or are taken back from the end, where a
+    loop is): each call adds the bytes of the new tokens alone (llama-cpp-python's
+    detokenize walks every token in Python, which made the text of a 256-token reply cost
+    256 x 128 calls)."""
 
     def __init__(self, piece):
         self._piece = piece
         self._bytes = bytearray()
-        self._count = 0
+        self._ends: list[int] = []  # where each token's bytes end
 
     def __call__(self, tokens: list[int]) -> str:
-        for token in tokens[self._count:]:
+        if len(tokens) < len(self._ends):
+            del self._ends[len(tokens):]
+            del self._bytes[self._ends[-1] if self._ends else 0:]
+        for token in tokens[len(self._ends):]:
             self._bytes += self._piece(token)
-        self._count = len(tokens)
+            self._ends.append(len(self._bytes))
         return self._bytes.decode("utf-8", errors="replace")
 
 

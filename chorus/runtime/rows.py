@@ -62,10 +62,16 @@ def truncated(request: GenerationRequest, text: str) -> OutputTruncatedError:
 
 
 class RowTracker:
+    # how often a constrained row's loop is taken back before the loop ends it
+    MAX_REWINDS = 8
+
     def __init__(self, requests: list[GenerationRequest], *, matchers: list,
                  eos_ids: set[int], decode: Callable[[list[int]], str],
-                 on_text: TextCallback | None):
-        """`decode` turns a row's token ids into text (special tokens left out)."""
+                 on_text: TextCallback | None, rewind_loops: bool = False):
+        """`decode` turns a row's token ids into text (special tokens left out).
+        `rewind_loops`: where a row under a grammar that is not complete yet starts to loop,
+        its loop is taken back (`rewound`) instead of ending the row, so that the backend
+        can lead it on with a closing (guidance.Closer) from where the loop began."""
         rows = len(requests)
         self.requests = requests
         self.budgets = [r.max_new_tokens for r in requests]
@@ -77,6 +83,9 @@ class RowTracker:
         self.stop_on_repeat = [r.stop_on_repeated_line for r in requests]
         self.finished = [False] * rows
         self.reasons: list[FinishReason] = ["length"] * rows
+        self.rewind_loops = rewind_loops
+        self.rewound = [0] * rows  # rewinds so far
+        self._rewound_to: list[set[int]] = [set() for _ in range(rows)]
         self.token_ids: list[list[int]] = [[] for _ in range(rows)]
         self.texts = [""] * rows
         self._emitted = [0] * rows
@@ -103,6 +112,8 @@ class RowTracker:
                 return
         if self.stop_on_repeat[row]:
             cut = repetition_start(text)
+            if cut is not None and self._rewind(row, cut):
+                return
             if cut is not None:
                 self.texts[row] = text[:cut].rstrip()
                 self._finish(row, "repetition")
@@ -114,6 +125,27 @@ class RowTracker:
             self._finish(row, "stop")
             return
         self._stream(row, final=False)
+
+    def _rewind(self, row: int, cut: int) -> bool:
+        """Take back the tokens of a constrained row's loop, which begins at character
+        `cut`, where the grammar is not complete (ending there would fail it); whether it
+        was taken back."""
+        matcher, ids = self.matchers[row], self.token_ids[row]
+        if not self.rewind_loops or matcher is None or matcher.is_accepting() \
+                or self.rewound[row] >= self.MAX_REWINDS or cut < self._emitted[row]:
+            return False
+        keep = len(ids)
+        while keep > 0 and len(self.decode(ids[:keep])) > cut:
+            keep -= 1
+        # back at a point it was taken back to, greedy decoding only loops again
+        if keep == len(ids) or keep in self._rewound_to[row] \
+                or not matcher.rollback(len(ids) - keep):
+            return False
+        del ids[keep:]
+        self.texts[row] = self.decode(ids)
+        self.rewound[row] += 1
+        self._rewound_to[row].add(keep)
+        return True
 
     def _finish(self, row: int, reason: FinishReason) -> None:
         self.finished[row] = True
