@@ -34,6 +34,12 @@ def test_the_tool_use_graph_answers_12_times_7(qwen, tmp_path: Path):
     assert "84" in result.answer
 
 
+def test_a_greeting_gets_a_greeting_not_words_about_a_call(qwen, tmp_path: Path):
+    result = GraphRunner(resolve_graph("tool_use"), qwen, store=tmp_path).run("Hi there!")
+    assert result.answer.strip()
+    assert not any(word in result.answer.lower()
+                   for word in ("calculator", "function", "tool", "task"))
+
 @pytest.mark.parametrize(("request_text", "expected"), [
     ("What's the weather in Oslo?", {"city": "Oslo"}),
     ("Weather in Madrid in fahrenheit, please.", {"city": "Madrid", "unit": "fahrenheit"}),

@@ -59,6 +59,24 @@ def test_a_role_update_writes_state_and_trajectory():
     assert [step["content"] for step in update["trajectory"]] == ["a({})"]
 
 
+def test_a_summarizer_with_no_result_to_read_answers_the_task_itself():
+    """Shown only the planner's thoughts ("To call the calculator..."), the summarizer wrote
+    about calls never made; with no tool result it gets instructions of its own and the
+    task alone, in the graph and in its training data alike (both go through `request`)."""
+    from chorus.agents.roles import summarizer
+    from chorus.agents.trajectory import thought_step
+
+    for agent in (summarizer(), summarizer(constraints=[{"type": "lowercase"}])):
+        thought = [thought_step("To call the calculator with 10 + 5.")]
+        alone = agent.request("Hi there!", thought).messages
+        assert "No tool was used" in alone[0]["content"]
+        assert "calculator" not in alone[1]["content"]
+        read = agent.request("What is 2 + 3?",
+                             thought + [observation_step("calculator", "5")]).messages
+        assert "No tool was used" not in read[0]["content"]
+        assert "Result: calculator: 5" in read[1]["content"]
+        assert ("lowercase" in alone[0]["content"]) == ("lowercase" in read[0]["content"])
+
 def test_a_call_already_made_in_the_run_is_not_made_again():
     """A planner may say "call" again once the result is in; the caller's repeat is dropped
     and its decision sends the run on to the answer (the built-in graphs route on it)."""

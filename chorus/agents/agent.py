@@ -38,6 +38,10 @@ class Agent:
     # Shown the tools (full JSON Schemas, through the model's chat template where it has a
     # tool format): the planner and the caller are; the summarizer reads results instead.
     sees_tools: bool = False
+    # Instructions for a trajectory with no tool result or feedback to read, which is then
+    # not shown: a summarizer shown only the planner's thoughts ("To call the calculator...")
+    # wrote about calls never made ("Hi there!" -> "The calculator function is called...").
+    instructions_alone: Template | str | None = None
 
     def __post_init__(self) -> None:
         if self.output is not None:
@@ -54,7 +58,11 @@ class Agent:
         itself with `$tools` (custom roles); built-in roles leave that to the chat template."""
         specs = [item.to_openai() for item in tools] if tools is not None else []
         listing = tool_listing(specs) if specs else "(none)"
-        system = render(self.instructions, **{"tools": listing, **self.fields, **fields})
+        instructions = self.instructions
+        if self.instructions_alone is not None and not any(
+                step.kind in ("observation", "feedback") for step in trajectory):
+            instructions, trajectory = self.instructions_alone, []
+        system = render(instructions, **{"tools": listing, **self.fields, **fields})
         user = render(load_template("user"), task=task,
                       trajectory=render_trajectory(list(trajectory)))
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]

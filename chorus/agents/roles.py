@@ -245,16 +245,21 @@ register_role(Role(
 def summarizer(adapter: str | None = None, constraints: Sequence[Any] = ()) -> Agent:
     """`constraints` (as `chorus dvr --json` lists them): those a grammar expresses are
     compiled into the answer's decoding grammar, and all are stated in the prompt."""
+    alone = load_template("summarizer_alone")  # where no tool gave a result
     if not constraints:
         return Agent.from_template("summarizer", adapter=adapter, max_new_tokens=160,
-                                   stop_on_repeated_line=True)
+                                   stop_on_repeated_line=True, instructions_alone=alone)
     parsed = [parse_constraint(constraint) for constraint in constraints]
     # "$" doubled: the instructions are a template, and a keyword may be "$5".
     stated = "\n".join(f"- {constraint.describe()}".replace("$", "$$") for constraint in parsed)
-    instructions = Template(f"{load_template('summarizer').template}\n\nThe answer must also "
-                            f"meet these requirements:\n{stated}")
-    return Agent("summarizer", instructions, adapter=adapter, max_new_tokens=256,
-                 output=compile_constraints(parsed).output, stop_on_repeated_line=True)
+
+    def required(template: Template) -> Template:
+        return Template(f"{template.template}\n\nThe answer must also meet these "
+                        f"requirements:\n{stated}")
+
+    return Agent("summarizer", required(load_template("summarizer")), adapter=adapter,
+                 max_new_tokens=256, output=compile_constraints(parsed).output,
+                 stop_on_repeated_line=True, instructions_alone=required(alone))
 
 
 register_role(Role(
