@@ -300,6 +300,13 @@ def test_an_option_the_request_names_is_filled_in_once_and_only_when_unambiguous
     assert with_named_options(labelled, ToolRegistry([catalog]),
                               "Books by the author Ursula K. Le Guin")["arguments"] == {
         "query": "Ursula K. Le Guin", "search_by": "author"}
+    fetch = Tool.from_openai({
+        "name": "fetch", "description": "Fetch a page.",
+        "parameters": {"type": "object", "required": ["url"], "properties": {
+            "url": {"type": "string"},
+            "scheme": {"type": "string", "enum": ["http", "https"], "default": "https"}}}})
+    page = {"name": "fetch", "arguments": {"url": "http://example.org"}}
+    assert with_named_options(page, ToolRegistry([fetch]), "Fetch http://example.org") == page
 
 
 def test_a_text_option_saying_what_a_flag_says_goes():

@@ -178,8 +178,9 @@ def with_named_options(call: dict[str, Any], tools: ToolRegistry, request: str
     return {**call, "arguments": arguments} if arguments != call.get("arguments", {}) else call
 
 
-# "author: Ursula K. Le Guin": a text led by a label
-_LABELLED = re.compile(r"\s*([^\W_]+)\s*:\s*(\S.*)", re.DOTALL)
+# "author: Ursula K. Le Guin": a text led by a label (a space after the colon: not
+# "http://..." nor "10:30")
+_LABELLED = re.compile(r"\s*([^\W_]+)\s*:\s+(\S.*)", re.DOTALL)
 
 
 def _labels_as_options(arguments: dict[str, Any], options: dict[str, Any], text: str
