@@ -265,12 +265,10 @@ def test_a_default_number_stays_only_where_the_request_says_it_of_that_parameter
         "arguments"] == {"width": 3, "precision": 2}
 
 def test_an_option_the_request_names_is_filled_in_once_and_only_when_unambiguous():
-    correlation = Tool.from_openai({
-        "name": "compute_correlation", "description": "Correlation of two series.",
-        "parameters": {"type": "object", "required": ["x"], "properties": {
-            "x": {"type": "array", "items": {"type": "number"}},
-            "method": {"type": "string", "enum": ["pearson", "spearman", "kendall"],
-                       "default": "pearson"}}}})
+    correlation = _tool("compute_correlation", "Correlation of two series.",
+                        x={"type": "array", "items": {"type": "number"}},
+                        method={"type": "string", "enum": ["pearson", "spearman", "kendall"],
+                                "default": "pearson"})
     tools = ToolRegistry([correlation])
     call = {"name": "compute_correlation", "arguments": {"x": [1, 2, 3]}}
     spearman = {"name": "compute_correlation",
@@ -290,32 +288,25 @@ def test_an_option_the_request_names_is_filled_in_once_and_only_when_unambiguous
         "station": "York", "unit": "mi"}
 
     # a label the model wrote into a text is the option it names
-    catalog = Tool.from_openai({
-        "name": "search_library_catalog", "description": "Search the library.",
-        "parameters": {"type": "object", "required": ["query"], "properties": {
-            "query": {"type": "string"},
-            "search_by": {"type": "string", "enum": ["title", "author"], "default": "title"}}}})
+    catalog = _tool("search_library_catalog", "Search the library.", query={"type": "string"},
+                    search_by={"type": "string", "enum": ["title", "author"],
+                               "default": "title"})
     labelled = {"name": "search_library_catalog",
                 "arguments": {"query": "author: Ursula K. Le Guin"}}
     assert with_named_options(labelled, ToolRegistry([catalog]),
                               "Books by the author Ursula K. Le Guin")["arguments"] == {
         "query": "Ursula K. Le Guin", "search_by": "author"}
-    fetch = Tool.from_openai({
-        "name": "fetch", "description": "Fetch a page.",
-        "parameters": {"type": "object", "required": ["url"], "properties": {
-            "url": {"type": "string"},
-            "scheme": {"type": "string", "enum": ["http", "https"], "default": "https"}}}})
+    fetch = _tool("fetch", "Fetch a page.", url={"type": "string"},
+                  scheme={"type": "string", "enum": ["http", "https"], "default": "https"})
     page = {"name": "fetch", "arguments": {"url": "http://example.org"}}
     assert with_named_options(page, ToolRegistry([fetch]), "Fetch http://example.org") == page
 
 
 def test_a_text_option_saying_what_a_flag_says_goes():
-    recipes = Tool.from_openai({
-        "name": "find_recipes", "description": "Recipes that use ingredients.",
-        "parameters": {"type": "object", "required": ["ingredients"], "properties": {
-            "ingredients": {"type": "array", "items": {"type": "string"}},
-            "cuisine": {"type": "string", "description": "e.g. 'Italian'."},
-            "vegetarian": {"type": "boolean", "default": False}}}})
+    recipes = _tool("find_recipes", "Recipes that use ingredients.",
+                    ingredients={"type": "array", "items": {"type": "string"}},
+                    cuisine={"type": "string", "description": "e.g. 'Italian'."},
+                    vegetarian={"type": "boolean", "default": False})
     call = {"name": "find_recipes", "arguments": {
         "ingredients": ["spinach"], "cuisine": "vegetarian", "vegetarian": True}}
     assert ground_calls([call], ToolRegistry([recipes]), "Vegetarian recipes with spinach?"

@@ -233,10 +233,7 @@ class LlamaCppBackend:
         the prompt and `kept`, the last token evaluated again for its logits, and a closing
         comes next."""
         tokens = prompt + kept
-        keep = min(common_prefix(self._kv_tokens, tokens), len(tokens) - 1)
-        self.llm.n_tokens = keep
-        self._kv_tokens = self._kv_tokens[:keep]
-        self._extend(tokens[keep:])
+        self._evaluate_from(common_prefix(self._kv_tokens, tokens), tokens)
         closer.close_next()
 
     def _prefill(self, adapter: str | None, tokens: list[int]) -> None:
@@ -252,12 +249,18 @@ class LlamaCppBackend:
             if stored is not None and len(stored.tokens) > known:
                 self._load_state(stored.state)
                 known = common_prefix(self._kv_tokens, tokens)
-        keep = min(known, len(tokens) - 1)  # the last prompt token is evaluated for its logits
+        keep = self._evaluate_from(known, tokens)
+        if cache is not None and len(tokens) - keep >= MIN_PREFIX:
+            cache.store(self.adapters.key(adapter), tokens, self._save_state)
+
+    def _evaluate_from(self, known: int, tokens: list[int]) -> int:
+        """Make the KV cache hold `tokens`, of which its first `known` are there already;
+        the last token is evaluated again at least, for its logits. How many were kept."""
+        keep = min(known, len(tokens) - 1)
         self.llm.n_tokens = keep
         self._kv_tokens = self._kv_tokens[:keep]
         self._extend(tokens[keep:])
-        if cache is not None and len(tokens) - keep >= MIN_PREFIX:
-            cache.store(self.adapters.key(adapter), tokens, self._save_state)
+        return keep
 
     def _prompt_cache(self) -> PromptCache | None:
         if self._cache is None and self.persist_prompts:
