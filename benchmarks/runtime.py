@@ -26,10 +26,9 @@ import torch
 import chorus
 from chorus.agents.calling import choose_calls_batch, role_adapters
 from chorus.graphs import GraphRunner, resolve_graph
-from chorus.runtime import GenerationRequest, JsonSchema, adapters, load_model
+from chorus.runtime import GenerationRequest, JsonSchema, load_model
 from chorus.runtime.guidance import GrammarCache
 from chorus.runtime.local import llguidance_tokenizer
-from chorus.runtime.rowwise_lora import supports_rowwise
 from chorus.tools import ToolRegistry
 
 ADAPTER_NAMES = ["planner", "caller", "summarizer", "verifier"]
@@ -195,11 +194,11 @@ def bench_batching(model, repeats: int) -> dict:
         return sum(r.new_tokens for r in results) / seconds
 
     def with_peft_rows():  # the same batch through peft's adapter_names= path
-        adapters.supports_rowwise = lambda *_: False
+        model.backend.adapters.rowwise = False
         try:
             return model.generate_batch(requests)
         finally:
-            adapters.supports_rowwise = supports_rowwise
+            model.backend.adapters.rowwise = True
 
     model.generate_batch(requests)  # warm up
     batched, peft_rows, sequential = [], [], []

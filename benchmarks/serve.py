@@ -3,6 +3,7 @@ clients gain.
 
 Usage:
   python benchmarks/serve.py [--backend llamacpp|transformers] [--requests 24] [--clients 8]
+                             [--repeats 3]
 
 Starts `chorus serve --model smollm2-135m --backend B` (the shipped adapters fit SmolLM2), then
 1. agreement: greedy requests (plain, JSON Schema, choice, and each of 4 adapters) through
@@ -10,7 +11,11 @@ Starts `chorus serve --model smollm2-135m --backend B` (the shipped adapters fit
    same requests again, timed on both sides (the HTTP path's overhead);
 2. throughput: 1, 2, 4 and --clients threads send the --requests requests (over the base
    model and 4 adapters) at once; against the same requests sent one after another from the
-   main thread; new tokens per second and the ratio, per number of clients.
+   main thread; new tokens per second and the ratio (medians of --repeats rounds, one by
+   one and each number of clients in turn), per number of clients.
+Every pass sends the same requests, so with prompt states kept (the default) each pass after
+the first finds its prompts computed; run it with CHORUS_PROMPT_CACHE_MB=0 (the server
+inherits it) to have every prompt computed whole each time.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ def main() -> None:
     parser.add_argument("--backend", default="llamacpp", choices=["llamacpp", "transformers"])
     parser.add_argument("--requests", type=int, default=24)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     process, url = _start(args.backend)
     try:
@@ -114,16 +120,25 @@ def main() -> None:
         def send(request: GenerationRequest):
             return remote.generate_batch([request])[0]
 
-        one_by_one, tokens = _timed(lambda: [send(r) for r in requests])
-        curve = {}
-        for clients in sorted({1, 2, 4, args.clients}):
-            with ThreadPoolExecutor(clients) as pool:
-                together, tokens_together = _timed(lambda: list(pool.map(send, requests)))
-            curve[clients] = {"tok_s": round(tokens_together / together, 1),
-                              "ratio": round((tokens_together / together)
-                                             / (tokens / one_by_one), 2)}
+        # One by one and each number of clients in turn, --repeats rounds: the machine's
+        # drift reaches them all alike; medians per column.
+        counts = sorted({1, 2, 4, args.clients})
+        rates: dict[str, list[float]] = {"one_by_one": [], **{str(c): [] for c in counts}}
+        for _ in range(args.repeats):
+            seconds, tokens = _timed(lambda: [send(r) for r in requests])
+            rates["one_by_one"].append(tokens / seconds)
+            for clients in counts:
+                with ThreadPoolExecutor(clients) as pool:
+                    seconds, tokens = _timed(lambda: list(pool.map(send, requests)))
+                rates[str(clients)].append(tokens / seconds)
+        sequential = statistics.median(rates["one_by_one"])
+        curve = {clients: {"tok_s": round(statistics.median(rates[str(clients)]), 1),
+                           "ratio": round(statistics.median(rates[str(clients)]) / sequential, 2),
+                           "runs_tok_s": [round(rate, 1) for rate in rates[str(clients)]]}
+                 for clients in counts}
         report = {"backend": args.backend, "requests": len(requests), "clients": curve,
-                  "sequential_tok_s": round(tokens / one_by_one, 1),
+                  "sequential_tok_s": round(sequential, 1),
+                  "sequential_runs_tok_s": [round(rate, 1) for rate in rates["one_by_one"]],
                   "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
         print(json.dumps(report), flush=True)
     finally:

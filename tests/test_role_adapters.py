@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -90,50 +92,123 @@ def test_the_shipped_role_adapters_carry_manifests():
         assert item.manifest.command.startswith("chorus adapters train")
 
 
-def test_concurrent_calls_run_as_one_batch_equal_to_each_alone(tiny):
+@contextmanager
+def _held_until(model: chorus.Model, rows: int):
+    """Hold the decode loop (the backend's lock) until `rows` rows are handed in, so that
+    calls from several threads are known to meet in the running batch."""
+    with model.backend.lock:
+        yield
+        deadline = time.monotonic() + 60
+        while model.backend.decoding.in_flight < rows:
+            assert time.monotonic() < deadline, "the calls never reached the backend"
+            time.sleep(0.01)
+
+
+def _in_threads(work, count: int) -> None:
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_concurrent_calls_decode_in_one_batch_equal_to_each_alone(tiny):
     tiny.adapters.create("one", init="random", seed=1)
     tiny.adapters.create("two", init="random", seed=2)
     requests = [GenerationRequest(messages=[{"role": "user", "content": text}],
-                                  adapter=adapter, max_new_tokens=12)
-                for text, adapter in (("hello", "one"), ("a longer question here", "two"),
-                                      ("plain", None))]
-    alone = [tiny.backend.generate_batch([request])[0].text for request in requests]
-    tiny.coalescer.window_s = 0.5  # generous: the threads must meet even on a busy machine
-    before = tiny.coalescer.batches
+                                  adapter=adapter, max_new_tokens=12, **sampling)
+                for text, adapter, sampling in (
+                    ("hello", "one", {}), ("a longer question here", "two", {}),
+                    ("plain", None, {}), ("sampled", "one", {"temperature": 0.9, "seed": 3}))]
+    alone = [tiny.backend.generate_batch([request])[0] for request in requests]
+    assert all(result.new_tokens > 1 for result in alone)  # rows that outlive one step
     texts = [None] * len(requests)
-    barrier = threading.Barrier(len(requests))
 
     def work(index):
-        barrier.wait()
         texts[index] = tiny.complete(requests[index]).text
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(requests))]
-    for thread in threads:
-        thread.start()
+    with _held_until(tiny, len(requests)):
+        threads = _in_threads(work, len(requests))
     for thread in threads:
         thread.join()
-    assert texts == alone
-    assert tiny.coalescer.batches - before == 1
+    assert texts == [result.text for result in alone]
+    assert tiny.backend.batch.widest == len(requests)  # every row in one forward at once
 
 
-def test_a_failure_in_a_coalesced_batch_reaches_every_caller(tiny):
-    tiny.coalescer.window_s = 0.3
-    errors = []
-    barrier = threading.Barrier(2)
+def test_a_bad_call_fails_alone_beside_a_good_one(tiny):
+    outcomes = {}
 
-    def work(adapter):
-        barrier.wait()
+    def work(index):
+        adapter = ["missing", None][index]
         try:
-            tiny.generate("hi", adapter=adapter, max_new_tokens=2)
+            outcomes[adapter] = tiny.generate("hi", adapter=adapter, max_new_tokens=2).text
         except Exception as error:  # noqa: BLE001 (recorded for the assertion)
-            errors.append(type(error).__name__)
+            outcomes[adapter] = type(error).__name__
 
-    threads = [threading.Thread(target=work, args=(name,)) for name in ("missing", None)]
-    for thread in threads:
-        thread.start()
+    threads = _in_threads(work, 2)
     for thread in threads:
         thread.join()
-    assert "AdapterNotFoundError" in errors
+    assert outcomes["missing"] == "AdapterNotFoundError"
+    assert isinstance(outcomes[None], str) and outcomes[None] != "AdapterNotFoundError"
+
+
+def test_a_failing_text_callback_ends_its_row_alone(tiny):
+    requests = [GenerationRequest(messages=text, max_new_tokens=8) for text in ("one", "two")]
+    alone = tiny.backend.generate_batch([requests[1]])[0].text
+    outcomes = [None, None]
+
+    def work(index):
+        def refuse(piece):
+            raise RuntimeError("the reader went away")
+
+        try:
+            outcomes[index] = tiny.complete(requests[index],
+                                            on_text=refuse if index == 0 else None).text
+        except RuntimeError as error:
+            outcomes[index] = str(error)
+
+    with _held_until(tiny, 2):
+        threads = _in_threads(work, 2)
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["the reader went away", alone]
+
+
+def test_a_prompt_that_begins_as_an_earlier_one_is_computed_from_where_they_part(tiny):
+    tiny.adapters.create("one", init="random", seed=1)
+    first = GenerationRequest(messages="Describe the sea in a few words.", adapter="one",
+                              max_new_tokens=8)
+    second = GenerationRequest(messages="Describe the sea in a few lines.", adapter="one",
+                               max_new_tokens=8)
+    tiny.complete(first)
+    store = tiny.backend.batch.prefixes
+    reused = store.reused
+    warm = tiny.complete(second).text
+    assert store.reused - reused > 10  # the chat template and "Describe the sea in a few"
+    store.clear()
+    assert tiny.complete(second).text == warm
+
+
+def test_a_stored_prompt_state_never_serves_another_adapter_or_changed_weights(tiny):
+    tiny.adapters.create("one", init="random", seed=1)
+    tiny.adapters.create("two", init="random", seed=2)
+    request = GenerationRequest(messages="Describe the sea.", adapter="one", max_new_tokens=8)
+    tiny.complete(request)
+    as_two = request.model_copy(update={"adapter": "two"})
+    reused = tiny.backend.batch.prefixes.reused
+    two = tiny.complete(as_two).text
+    assert tiny.backend.batch.prefixes.reused == reused  # "one"'s state was not taken
+    tiny.adapters.remove("one")
+    tiny.adapters.create("one", init="random", seed=2)  # now the weights of "two"
+    assert tiny.complete(request).text == two
+    assert tiny.backend.batch.prefixes.reused == reused
+
+
+def test_no_prompt_states_are_kept_with_a_prompt_cache_of_0_mb(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("CHORUS_PROMPT_CACHE_MB", "0")
+    model = chorus.load_model(tiny_model_dir, dtype="float32", show_progress=False)
+    request = GenerationRequest(messages="Describe the sea.", max_new_tokens=4)
+    first, second = model.complete(request).text, model.complete(request).text
+    assert first == second and model.backend.batch.prefixes.reused == 0
 
 
 def test_parallel_graph_branches_share_one_batched_forward(tiny, tmp_path):
@@ -142,15 +217,15 @@ def test_parallel_graph_branches_share_one_batched_forward(tiny, tmp_path):
                                      "max_new_tokens": 8},
                             "right": {"role": "summarizer", "adapter": None,
                                       "max_new_tokens": 8}})
-    tiny.coalescer.window_s = 0.5
     runner = GraphRunner(spec, tiny, store=tmp_path / "runs")
-    before = tiny.coalescer.batches
-    result = runner.run("Say something.")
-    assert tiny.coalescer.batches - before == 1
-    outputs = result.state["outputs"]
+    results = []
+    with _held_until(tiny, 2):
+        [thread] = _in_threads(lambda _: results.append(runner.run("Say something.")), 1)
+    thread.join()
+    assert tiny.backend.batch.widest == 2
+    outputs = results[0].state["outputs"]
     left = chorus.graphs.compiler.build_agent(runner.spec, "left", runner.context.tools)
     right = chorus.graphs.compiler.build_agent(runner.spec, "right", runner.context.tools)
-    tiny.coalescer = None  # the references, one call at a time
     assert outputs["left"] == left.run(tiny, "Say something.").value
     assert outputs["right"] == right.run(tiny, "Say something.").value
 

@@ -176,6 +176,26 @@ def test_constrained_rows_of_a_batch_are_each_valid(smol: chorus.Model):
         assert result.value == alone.value
 
 
+def test_a_loop_under_a_grammar_with_closings_is_taken_back_and_closed(smol: chorus.Model):
+    """As on llama.cpp (tests/test_llamacpp.py): SmolLM2 loops on "ok" lines; under "end
+    with a P.S." its repeated line is taken back (masked out of the batch's cache) and the
+    closing written in its place, also beside a row that goes on as it was."""
+    from chorus.checks import check_all
+    from chorus.checks.compiling import compile_constraints
+
+    constraints = [{"type": "postscript", "marker": "P.S."}]
+    looping = {"messages": "Write the line 'ok' ten times, one per line.",
+               "output": compile_constraints(constraints).output,
+               "stop_on_repeated_line": True, "max_new_tokens": 120}
+    beside = {"messages": "Name three colours.", "max_new_tokens": 30}
+    result, neighbour = smol.generate_batch([looping, beside])
+    assert result.error is None
+    assert all(outcome.passed for outcome in check_all(result.text, constraints))
+    lines = [line.strip() for line in result.text.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines))
+    assert neighbour.text == smol.generate_batch([beside])[0].text
+
+
 # adapters ----------------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_s
 
 from chorus.errors import AdapterError, AdapterNotFoundError
 from chorus.runtime.manifest import AdapterManifest, read_manifest
-from chorus.runtime.rowwise_lora import rowwise_adapters, supports_rowwise
+from chorus.runtime.rowwise_lora import RowwiseLora
 from chorus.runtime.types import AdapterInfo
 
 _SAMPLED = 1024  # values per tensor: enough to tell models apart, fast on 135M parameters
@@ -63,6 +63,11 @@ class AdapterRegistry:
         self._peft = None
         self._sources: dict[str, str | None] = {}
         self._lock = lock
+        self.version = 0  # counts changes of adapters' weights: states computed under an
+        # older version are stale
+        self.rowwise = True  # row-wise LoRA where it applies (False: peft's adapter_names)
+        self._rowwise: RowwiseLora | None = None  # the adapters stacked, until they change
+        self._rowwise_active: RowwiseLora | None = None  # inside a row-wise `applied`
         # Taken before peft wraps anything, so wrapper names never enter it.
         self.base_fingerprint = base_fingerprint(base_model)
 
@@ -171,6 +176,7 @@ class AdapterRegistry:
                 with torch.enable_grad():
                     yield self._peft, parameters
             finally:
+                self._weights_changed()
                 for parameter in parameters:
                     parameter.requires_grad = False
                     parameter.grad = None
@@ -199,16 +205,23 @@ class AdapterRegistry:
             del self._sources[name]
 
     @contextmanager
-    def applied(self, rows: list[str]) -> Iterator[tuple[torch.nn.Module, dict]]:
+    def applied(self, rows: list[str], *, per_row: bool = False
+                ) -> Iterator[tuple[torch.nn.Module, dict]]:
         """The module to run for a batch whose rows use adapters `rows` (peft names), and the
-        options to pass it. Hold the backend's lock for as long as it is used."""
+        options to pass it. Hold the backend's lock for as long as it is used. `per_row`: the
+        row-wise path also where the rows share one adapter, so that `repick` can change the
+        rows between forwards (a running batch)."""
         if self._peft is None:
             yield self._base, {}
             return
-        if len(set(rows)) > 1:
-            if supports_rowwise(self._peft, rows):
-                with rowwise_adapters(self._peft, rows):
-                    yield self._peft, {}
+        if per_row or len(set(rows)) > 1:
+            if self.rowwise and self._stacked().knows(rows):
+                with self._rowwise.applied(rows):
+                    self._rowwise_active = self._rowwise
+                    try:
+                        yield self._peft, {}
+                    finally:
+                        self._rowwise_active = None
             else:
                 yield self._peft, {"adapter_names": rows}
             return
@@ -220,8 +233,28 @@ class AdapterRegistry:
         with context:
             yield self._peft, {}
 
+    def repick(self, rows: list[str]) -> bool:
+        """Inside a row-wise `applied`, make the next forwards' rows use adapters `rows`
+        instead, where that costs no more than an index (every adapter of `rows` is stacked
+        there); whether it could."""
+        lora = self._rowwise_active
+        if lora is None or lora is not self._rowwise or not lora.knows(rows):
+            return False
+        lora.pick(rows)
+        return True
+
+    def _stacked(self) -> RowwiseLora:
+        if self._rowwise is None:
+            self._rowwise = RowwiseLora(self._peft)
+        return self._rowwise
+
+    def _weights_changed(self) -> None:
+        self.version += 1
+        self._rowwise = None  # its stacks hold the weights before
+
     def _add(self, name: str, config) -> None:
         """Attach an adapter, wrapping the base model in peft on first use."""
+        self._weights_changed()
         if self._peft is None:
             with warnings.catch_warnings():  # peft calls an API transformers deprecates
                 warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated",
@@ -233,6 +266,7 @@ class AdapterRegistry:
 
     def _discard(self, name: str) -> None:
         """Detach an adapter, also a half-attached one; without adapters, unwrap the base."""
+        self._weights_changed()
         if self._peft is None or name not in self._peft.peft_config:
             return
         if len(self._peft.peft_config) == 1:

@@ -36,6 +36,8 @@ class AdapterHost(Protocol):
 class Backend(Protocol):
     name: str  # model label, recorded in traces
     adapters: AdapterHost | None  # None: the backend applies no adapters of chorus'
+    # Optional `batches_continuously = True`: calls made from several threads join one
+    # running batch by themselves, so `Model` puts no coalescing window in front.
 
     def generate_batch(self, requests: Sequence[GenerationRequest],
                        on_text: TextCallback | None = None) -> list[GenerationResult]:

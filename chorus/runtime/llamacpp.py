@@ -35,8 +35,9 @@ import numpy as np
 from chorus.errors import AdapterError, ModelLoadError, check_context
 from chorus.paths import chorus_home
 from chorus.runtime.chat_format import ToolSpec, chat_inputs, reply_output
+from chorus.runtime.choosing import NextTokens
 from chorus.runtime.gguf_lora import cached_conversion, peft_parameters, read_peft_config
-from chorus.runtime.guidance import GrammarCache, allowed_tokens
+from chorus.runtime.guidance import GrammarCache
 from chorus.runtime.llama_vocab import cached_pieces
 from chorus.runtime.manifest import AdapterManifest, read_manifest
 from chorus.runtime.prompt_cache import MIN_PREFIX, PromptCache, common_prefix
@@ -182,48 +183,26 @@ class LlamaCppBackend:
         tracker = RowTracker([request], matchers=[matcher], eos_ids=self.eos_ids,
                              decode=_GrowingText(self._piece), on_text=on_text,
                              rewind_loops=closer is not None)
-        random = np.random.default_rng(request.seed) if request.temperature > 0 else None
+        chooser = NextTokens(request, matcher, closer, bitmask=self._bitmask,
+                             budget_left=lambda: tracker.budgets[0] - len(tracker.token_ids[0]))
         started = time.perf_counter()
         switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
         self._prefill(request.adapter, tokens)
         while not tracker.finished[0]:
             # What the grammar forces (a JSON key, the rest of a tool's name, the calls an
-            # added call follows), or a closing where the model would end too early
-            # (guidance.Closer), is fed in one pass instead of decoded token by token.
-            forced = matcher.compute_ff_tokens() if matcher is not None else []
-            if not forced:
-                logits = np.ctypeslib.as_array(
-                    self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
-                if closer is not None:
-                    forced = closer.instead_of(int(np.argmax(logits)),
-                                               tracker.budgets[0] - len(tracker.token_ids[0]))
-            rewinds = tracker.rewound[0]
-            if forced:
-                fed = []
-                for token in forced:
-                    tracker.advance(0, token)
-                    fed.append(token)
-                    if tracker.finished[0] or tracker.rewound[0] != rewinds:
-                        break
-                else:
-                    self._extend(fed)
-                if tracker.rewound[0] != rewinds:
-                    self._take_back(tokens, tracker.token_ids[0], closer)
-                continue
-            # Greedy, a token the grammar allows is the masked argmax too: checking that one
-            # token costs far less than a mask over the whole vocabulary.
-            token = int(np.argmax(logits)) if random is None else None
-            if matcher is not None and (token is None or not matcher.validate_tokens([token])):
-                logits = np.where(allowed_tokens(matcher, self.n_vocab, self._bitmask),
-                                  logits, -np.inf)
-                token = None
-            if token is None:
-                token = _choose(logits, request.temperature, request.top_p, random)
-            tracker.advance(0, token)
+            # added call follows), or a closing, is fed in one pass, not token by token.
+            chosen = chooser.forced() or chooser.chosen(np.ctypeslib.as_array(
+                self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,)))
+            rewinds, fed = tracker.rewound[0], []
+            for token in chosen:
+                tracker.advance(0, token)
+                fed.append(token)
+                if tracker.finished[0] or tracker.rewound[0] != rewinds:
+                    break
+            else:
+                self._extend(fed)
             if tracker.rewound[0] != rewinds:
                 self._take_back(tokens, tracker.token_ids[0], closer)
-            elif not tracker.finished[0]:
-                self._extend([token])
         if switched:
             give_freed_memory_back()
         return tracker.result(0, len(tokens), time.perf_counter() - started)
@@ -333,21 +312,6 @@ class _GrowingText:
             self._bytes += self._piece(token)
             self._ends.append(len(self._bytes))
         return self._bytes.decode("utf-8", errors="replace")
-
-
-def _choose(logits: np.ndarray, temperature: float, top_p: float,
-            random: np.random.Generator | None) -> int:
-    """Greedy at temperature 0; otherwise nucleus sampling from a seeded generator."""
-    if random is None or temperature <= 0:
-        return int(np.argmax(logits))
-    scaled = (logits - logits.max()) / temperature
-    probabilities = np.exp(scaled)
-    probabilities /= probabilities.sum()
-    order = np.argsort(-probabilities)
-    cumulative = np.cumsum(probabilities[order])
-    kept = order[: int(np.searchsorted(cumulative, top_p)) + 1]
-    weights = probabilities[kept] / probabilities[kept].sum()
-    return int(random.choice(kept, p=weights))
 
 
 class GgufAdapters:

@@ -1,40 +1,32 @@
 """The local backend: transformers generation on the one in-memory model.
 
-Requests that can share a forward pass (same sampling settings) run as one left-padded batch,
-each row with its own adapter, token budget, stop strings and grammar.
+Calls decode together as they come (continuous batching, `continuous`): each row with its
+own adapter, token budget, stop strings, grammar and sampling.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
-from itertools import groupby
 
 import numpy as np
 import torch
-from transformers import (
-    LogitsProcessor,
-    LogitsProcessorList,
-    StoppingCriteria,
-    StoppingCriteriaList,
-)
 
 from chorus.errors import ChorusError, check_context
 from chorus.runtime.adapters import AdapterRegistry
 from chorus.runtime.chat_format import render_with_tokenizer, reply_output
-from chorus.runtime.guidance import GrammarCache, allowed_tokens
+from chorus.runtime.choosing import NextTokens
+from chorus.runtime.continuous import DecodeLoop, Row, RunningBatch
+from chorus.runtime.guidance import GrammarCache
 from chorus.runtime.outputs import reply_prefix
 from chorus.runtime.rows import RowTracker
 from chorus.runtime.types import GenerationRequest, GenerationResult, TextCallback
 
 
-def _sampling_key(request: GenerationRequest) -> tuple:
-    # Requests that can share one generate() call; sortable even when some seeds are None.
-    return (request.temperature, request.top_p, request.seed is not None, request.seed or 0)
-
-
 class LocalBackend:
+    batches_continuously = True  # calls join a running batch: no coalescing window needed
+    MAX_ROWS = 16  # rows decoding at once; more wait for a row to leave
+
     def __init__(self, model: torch.nn.Module, tokenizer, name: str, *,
                  gguf_sha256: str | None = None):
         model.eval()
@@ -48,124 +40,44 @@ class LocalBackend:
         self.grammars = GrammarCache(lambda: llguidance_tokenizer(tokenizer))
         self.eos_ids = {tokenizer.eos_token_id, *_as_set(model.generation_config.eos_token_id)}
         self.context = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.batch = RunningBatch(self.adapters)
+        self.decoding = DecodeLoop(self.batch, self.lock, self.MAX_ROWS)
+        self._bitmask = np.zeros((len(tokenizer) + 31) // 32, dtype=np.int32)
 
     def generate_batch(self, requests: Sequence[GenerationRequest],
                        on_text: TextCallback | None = None) -> list[GenerationResult]:
-        results: dict[int, GenerationResult] = {}
-        indexed = sorted(enumerate(requests), key=lambda item: _sampling_key(item[1]))
-        for _, group in groupby(indexed, key=lambda item: _sampling_key(item[1])):
-            group = list(group)
-            positions = [index for index, _ in group]
+        rows = []
+        for index, request in enumerate(requests):
+            def forward(_row: int, piece: str, index=index) -> None:
+                on_text(index, piece)
 
-            def forward(row: int, piece: str, positions=positions) -> None:
-                on_text(positions[row], piece)
+            rows.append(self._row(request, forward if on_text else None))
+        return self.decoding.run(rows)
 
-            batch = self._run([request for _, request in group], forward if on_text else None)
-            results.update(zip(positions, batch, strict=True))
-        return [results[index] for index in range(len(requests))]
-
-    def _run(self, requests: list[GenerationRequest],
-             on_text: TextCallback | None) -> list[GenerationResult]:
-        requests = [request.model_copy(update={"output": reply_output(
+    def _row(self, request: GenerationRequest, on_text: TextCallback | None) -> Row:
+        """A request made ready to join the batch; bad input fails here, in its caller."""
+        request = request.model_copy(update={"output": reply_output(
             request.output, self.tokenizer.chat_template or "", self.grammars.is_special)})
-            for request in requests]
-        first = requests[0]
-        adapter_rows = [self.adapters.require(r.adapter) for r in requests]
-        matchers = [self.grammars.matcher(r.output) if r.output else None for r in requests]
-        prompts = [self._tokens(render_with_tokenizer(self.tokenizer, r.messages, r.tools))
-                   for r in requests]
-        lengths = [len(prompt) for prompt in prompts]
-        for request, length in zip(requests, lengths, strict=True):
-            check_context(length, request.max_new_tokens, self.context)
+        adapter = self.adapters.require(request.adapter)
+        matcher = self.grammars.matcher(request.output) if request.output else None
+        prompt = self._tokens(render_with_tokenizer(self.tokenizer, request.messages,
+                                                    request.tools))
+        check_context(len(prompt), request.max_new_tokens, self.context)
+        closer = self.grammars.closer(request.output, matcher, self.eos_ids) if matcher else None
         tracker = RowTracker(
-            requests, matchers=matchers, eos_ids=self.eos_ids, on_text=on_text,
-            decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
+            [request], matchers=[matcher], eos_ids=self.eos_ids, on_text=on_text,
+            decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+            rewind_loops=closer is not None)
         # A reply's forced start goes in with the prompt, and its matcher follows it.
-        for row, request in enumerate(requests):
-            prefix = self._tokens(reply_prefix(request.output))
-            for token in prefix:
-                tracker.advance(row, token)
-            prompts[row] += prefix
-        inputs = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt")
-        options = dict(
-            max_new_tokens=max(r.max_new_tokens for r in requests),
-            stopping_criteria=StoppingCriteriaList([_StopRows(tracker)]),
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=sorted(self.eos_ids),
-        )
-        if any(matchers):
-            closers = [self.grammars.closer(r.output, m, self.eos_ids) if m else None
-                       for r, m in zip(requests, matchers, strict=True)]
-            options["logits_processor"] = LogitsProcessorList(
-                [_MaskRows(matchers, closers, tracker, len(self.tokenizer))])
-        if first.temperature > 0:
-            options.update(do_sample=True, temperature=first.temperature, top_p=first.top_p)
-        else:
-            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        started = time.perf_counter()
-        with self.lock, self.adapters.applied(adapter_rows) as (module, adapter_options), \
-                torch.inference_mode(), torch.random.fork_rng(devices=[]):
-            if first.seed is not None:
-                torch.manual_seed(first.seed)
-            module.generate(**inputs, **options, **adapter_options)
-        latency = time.perf_counter() - started
-
-        return [tracker.result(row, lengths[row], latency)
-                for row in range(len(requests))]
+        prefix = self._tokens(reply_prefix(request.output))
+        for token in prefix:
+            tracker.advance(0, token)
+        chooser = NextTokens(request, matcher, closer, bitmask=self._bitmask,
+                             budget_left=lambda: tracker.budgets[0] - len(tracker.token_ids[0]))
+        return Row(request, prompt + prefix, len(prompt), adapter, tracker, chooser)
 
     def _tokens(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-
-
-class _StopRows(StoppingCriteria):
-    """`generate` calls this once per step with every row's tokens: the one place that
-    sees each row grow, so each new token goes to the tracker there."""
-
-    def __init__(self, tracker: RowTracker):
-        self.tracker = tracker
-
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        for row, finished in enumerate(self.tracker.finished):
-            if not finished:
-                self.tracker.advance(row, int(input_ids[row, -1]))
-        return torch.tensor(self.tracker.finished, dtype=torch.bool, device=input_ids.device)
-
-
-class _MaskRows(LogitsProcessor):
-    """Masks each constrained row's logits to the tokens its grammar allows next.
-
-    Rows without a matcher, and finished rows, are left alone. Sampled tokens are fed to the
-    matchers by RowTracker, which sees every token as soon as it is chosen. A row whose
-    model would end too early is led through a closing (guidance.Closer) one token a step.
-    """
-
-    def __init__(self, matchers: list, closers: list, tracker: RowTracker, vocab_size: int):
-        self.matchers = matchers
-        self.closers = closers
-        self.tracker = tracker
-        self.finished = tracker.finished
-        self._closing: list[list[int]] = [[] for _ in matchers]  # tokens still to write
-        self._bitmask = np.zeros((vocab_size + 31) // 32, dtype=np.int32)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor):
-        for row, matcher in enumerate(self.matchers):
-            if matcher is None or self.finished[row]:
-                continue
-            closer = self.closers[row]
-            if not self._closing[row] and closer is not None:
-                left = self.tracker.budgets[row] - len(self.tracker.token_ids[row])
-                self._closing[row] = closer.instead_of(int(scores[row].argmax()), left)
-            if self._closing[row]:
-                token = self._closing[row].pop(0)
-                kept = scores[row, token].clone()
-                scores[row] = float("-inf")
-                scores[row, token] = kept if torch.isfinite(kept) else 0.0
-                continue
-            allowed = allowed_tokens(matcher, scores.shape[-1], self._bitmask)
-            blocked = torch.from_numpy(~allowed)
-            scores[row, : blocked.shape[0]].masked_fill_(blocked, float("-inf"))
-            scores[row, blocked.shape[0]:] = float("-inf")
-        return scores
 
 
 def llguidance_tokenizer(tokenizer):

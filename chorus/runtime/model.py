@@ -16,9 +16,12 @@ from chorus.runtime.types import GenerationRequest, GenerationResult, Message
 class Model:
     def __init__(self, backend: Backend, *, batch_window_s: float = 0.02):
         """`batch_window_s`: how long a call waits for calls from other threads (parallel
-        graph branches) to join its batch; 0 runs every call alone."""
+        graph branches) to join its batch; 0 runs every call alone. A backend that batches
+        continuously (calls join its running batch between tokens) needs no window."""
         self.backend = backend
-        self.coalescer = Coalescer(backend, batch_window_s) if batch_window_s > 0 else None
+        self.coalescer = None
+        if batch_window_s > 0 and not getattr(backend, "batches_continuously", False):
+            self.coalescer = Coalescer(backend, batch_window_s)
 
     @property
     def name(self) -> str:

@@ -1,10 +1,11 @@
 """`chorus serve`: an OpenAI-compatible HTTP server over one chorus `Model`.
 
 The standard library's threading HTTP server: each request gets a thread, and requests that
-arrive together reach the model together (its coalescer batches them, with each row's own
-adapter on the transformers backend). Bound to localhost unless told otherwise; an optional
-API key (CHORUS_API_KEY); bodies over MAX_BODY_BYTES refused; every refusal is an
-OpenAI-style error body with a 4xx status, never a dropped connection.
+arrive together reach the model together (the transformers backend decodes them in one
+running batch, each row with its own adapter, joining and leaving between tokens; other
+backends' coalescer batches calls that arrive at the same moment). Bound to localhost unless
+told otherwise; an optional API key (CHORUS_API_KEY); bodies over MAX_BODY_BYTES refused;
+every refusal is an OpenAI-style error body with a 4xx status, never a dropped connection.
 """
 
 from __future__ import annotations

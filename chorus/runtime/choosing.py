@@ -1,0 +1,68 @@
+"""What one row writes next, from its model's logits: the one rule both backends follow.
+
+First what the row's grammar forces (a JSON key, the rest of a tool's name), which needs no
+logits; else a closing where the model would end before its grammar allows
+(`guidance.Closer`); else the model's own choice: greedy, or nucleus sampling from the
+row's seeded generator, under the grammar's mask where the grammar refuses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from chorus.runtime.guidance import allowed_tokens
+from chorus.runtime.types import GenerationRequest
+
+
+class NextTokens:
+    def __init__(self, request: GenerationRequest, matcher, closer, *,
+                 budget_left: Callable[[], int], bitmask: np.ndarray):
+        """`budget_left`: the row's new tokens still allowed; `bitmask`: scratch space of
+        (vocabulary + 31) // 32 int32 words for the grammar's masks."""
+        self.matcher = matcher
+        self.closer = closer
+        self.temperature = request.temperature
+        self.top_p = request.top_p
+        self.random = np.random.default_rng(request.seed) if request.temperature > 0 else None
+        self.budget_left = budget_left
+        self.bitmask = bitmask
+
+    def forced(self) -> list[int]:
+        """The tokens the grammar allows alone from here ([] where it leaves a choice)."""
+        return self.matcher.compute_ff_tokens() if self.matcher is not None else []
+
+    def chosen(self, logits: np.ndarray) -> list[int]:
+        """The tokens to write from these next-token logits: a closing, or one token."""
+        if self.closer is not None:
+            closing = self.closer.instead_of(int(np.argmax(logits)), self.budget_left())
+            if closing:
+                return closing
+        # Greedy, a token the grammar allows is the masked argmax too: checking that one
+        # token costs far less than a mask over the whole vocabulary.
+        token = int(np.argmax(logits)) if self.random is None else None
+        if self.matcher is not None and (token is None
+                                         or not self.matcher.validate_tokens([token])):
+            allowed = allowed_tokens(self.matcher, min(len(logits), self.bitmask.size * 32),
+                                     self.bitmask)
+            masked = np.full(len(logits), -np.inf, dtype=np.float32)
+            masked[:len(allowed)] = np.where(allowed, logits[:len(allowed)], -np.inf)
+            logits, token = masked, None
+        return [token if token is not None else sample(logits, self.temperature, self.top_p,
+                                                       self.random)]
+
+
+def sample(logits: np.ndarray, temperature: float, top_p: float,
+           random: np.random.Generator | None) -> int:
+    """Greedy at temperature 0; otherwise nucleus sampling from a seeded generator."""
+    if random is None or temperature <= 0:
+        return int(np.argmax(logits))
+    scaled = (logits - logits.max()) / temperature
+    probabilities = np.exp(scaled)
+    probabilities /= probabilities.sum()
+    order = np.argsort(-probabilities)
+    cumulative = np.cumsum(probabilities[order])
+    kept = order[: int(np.searchsorted(cumulative, top_p)) + 1]
+    weights = probabilities[kept] / probabilities[kept].sum()
+    return int(random.choice(kept, p=weights))
