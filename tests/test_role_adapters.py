@@ -104,7 +104,7 @@ def _held_until(model: chorus.Model, rows: int):
             time.sleep(0.01)
 
 
-def _in_threads(work, count: int) -> None:
+def _in_threads(work, count: int) -> list[threading.Thread]:
     threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()

@@ -29,6 +29,10 @@ class NextTokens:
         self.budget_left = budget_left
         self.bitmask = bitmask
 
+    def next(self, logits: np.ndarray) -> list[int]:
+        """The tokens to write next: what the grammar forces, else what `chosen` picks."""
+        return self.forced() or self.chosen(logits)
+
     def forced(self) -> list[int]:
         """The tokens the grammar allows alone from here ([] where it leaves a choice)."""
         return self.matcher.compute_ff_tokens() if self.matcher is not None else []

@@ -57,7 +57,7 @@ class Row:
 
     def next_token(self, logits: np.ndarray) -> int:
         if not self.pending:
-            self.pending = self.chooser.forced() or self.chooser.chosen(logits)
+            self.pending = self.chooser.next(logits)
         return self.pending.pop(0)
 
 
@@ -335,7 +335,6 @@ class DecodeLoop:
             # would each leave an OpenMP team behind (see the class's docstring).
             leading = not self._stepping and threading.current_thread() is threading.main_thread()
             if not self._stepping and not leading:
-                self._stepping = True
                 self._wake_thread()
             self._stepping = True
         try:

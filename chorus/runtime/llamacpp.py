@@ -191,7 +191,7 @@ class LlamaCppBackend:
         while not tracker.finished[0]:
             # What the grammar forces (a JSON key, the rest of a tool's name, the calls an
             # added call follows), or a closing, is fed in one pass, not token by token.
-            chosen = chooser.forced() or chooser.chosen(np.ctypeslib.as_array(
+            chosen = chooser.next(np.ctypeslib.as_array(  # a view of llama.cpp's logits
                 self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,)))
             rewinds, fed = tracker.rewound[0], []
             for token in chosen:
