@@ -71,6 +71,26 @@ def test_a_saved_adapter_reloads_to_identical_logits(tiny, tiny_model_dir, role_
         assert not torch.equal(module(**prompt).logits, reloaded)  # training changed it
 
 
+def test_the_base_beside_adapters_is_the_plain_model_and_the_adapters_stay_as_they_were(
+        tiny, tiny_model_dir, role_data, tmp_path):
+    train(tiny, _plan(tmp_path, role_data, steps=3))
+    prompt = tiny.backend.tokenizer("Call the weather tool for Oslo", return_tensors="pt")
+    plain = chorus.load_model(tiny_model_dir, dtype="float32", show_progress=False)
+    with plain.adapters.applied(["__base__"]) as (module, _), torch.no_grad():
+        expected = module(**prompt).logits
+    with tiny.adapters.applied(["caller"]) as (module, _), torch.no_grad():
+        adapted = module(**prompt).logits
+        trainable = {name for name, p in module.named_parameters() if p.requires_grad}
+    for rows in (["__base__"], ["__base__", "caller"]):  # one path, and the row-wise one
+        with tiny.adapters.applied(rows) as (module, options), torch.no_grad():
+            batch = {key: value.repeat(len(rows), 1) for key, value in prompt.items()}
+            assert torch.allclose(module(**batch, **options).logits[0], expected[0],
+                                  atol=1e-5)
+    with tiny.adapters.applied(["caller"]) as (module, _), torch.no_grad():
+        assert torch.equal(module(**prompt).logits, adapted)
+        assert {name for name, p in module.named_parameters() if p.requires_grad} == trainable
+
+
 def test_an_interrupted_run_resumes_to_the_same_weights(tiny_model_dir, role_data, tmp_path):
     def model():
         return chorus.load_model(tiny_model_dir, dtype="float32", show_progress=False)

@@ -26,7 +26,7 @@ from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_s
 
 from chorus.errors import AdapterError, AdapterNotFoundError
 from chorus.runtime.manifest import AdapterManifest, read_manifest
-from chorus.runtime.rowwise_lora import RowwiseLora
+from chorus.runtime.rowwise_lora import RowwiseLora, adapter_layers, adapters_off
 from chorus.runtime.types import AdapterInfo
 
 _SAMPLED = 1024  # values per tensor: enough to tell models apart, fast on 135M parameters
@@ -226,7 +226,7 @@ class AdapterRegistry:
                 yield self._peft, {"adapter_names": rows}
             return
         if rows[0] == BASE:
-            context = self._peft.disable_adapter()
+            context = adapters_off(adapter_layers(self._peft))
         else:
             self._peft.set_adapter(rows[0])
             context = nullcontext()
