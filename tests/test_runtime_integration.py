@@ -176,6 +176,21 @@ def test_constrained_rows_of_a_batch_are_each_valid(smol: chorus.Model):
         assert result.value == alone.value
 
 
+def test_a_lone_row_feeds_what_its_grammar_forces_in_one_forward(smol: chorus.Model):
+    """Alone in the batch, a row feeds the tokens its grammar forces (keys, separators) in
+    one forward; beside another row it feeds one token a step: the same text both ways."""
+    request = {"messages": "Where is the Louvre?", "max_new_tokens": 40,
+               "output": obj(city=text(20), country=text(20), museum=text(20))}
+    batch = smol.backend.batch
+    steps = batch.steps
+    alone = smol.generate(**request)
+    forwards = batch.steps - steps
+    assert alone.error is None and set(alone.value) == {"city", "country", "museum"}
+    assert forwards < alone.new_tokens - 3  # `{"city`, `","country`, ... cost no step each
+    together, _ = smol.generate_batch([request, {"messages": "Hi!", "max_new_tokens": 40}])
+    assert together.text == alone.text
+
+
 def test_a_loop_under_a_grammar_with_closings_is_taken_back_and_closed(smol: chorus.Model):
     """As on llama.cpp (tests/test_llamacpp.py): SmolLM2 loops on "ok" lines; under "end
     with a P.S." its repeated line is taken back (masked out of the batch's cache) and the

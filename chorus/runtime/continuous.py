@@ -2,8 +2,10 @@
 
 Calls from different threads (parallel graph branches, the clients of `chorus serve`) decode
 together, one batched forward per token, each row with its own adapter (row-wise LoRA),
-grammar, budget and sampling. A call that arrives while others decode is prefilled and joins
-at the next token; a row that finishes leaves at once. (Batches fixed at their start made a
+grammar, budget and sampling; a row alone in the batch (one caller) feeds what its grammar
+forces in the same forward (a tool call in 30 forwards instead of 51, SmolLM2). A call
+that arrives while others decode is prefilled and joins at the next token; a row that
+finishes leaves at once. (Batches fixed at their start made a
 one-token answer wait for the longest row of its batch, and a call that arrived meanwhile
 wait for the whole batch.)
 
@@ -98,12 +100,20 @@ class RunningBatch:
             try:
                 token, rewinds = row.next_token(self._logits[index]), row.tracker.rewound[0]
                 row.tracker.advance(0, token)
+                fed = [token]
                 if row.tracker.rewound[0] != rewinds:
-                    token = self._take_back(index, row)
+                    fed = [self._take_back(index, row)]
+                elif len(self.rows) == 1 and row.chooser.closer is None:
+                    # A lone row feeds what its grammar forces in the same forward (a
+                    # batch's rows each feed one token); with no closer, no loop is taken
+                    # back on the way.
+                    while row.pending and not row.tracker.finished[0]:
+                        fed.append(row.pending.pop(0))
+                        row.tracker.advance(0, fed[-1])
             except Exception as error:  # noqa: BLE001 (its text callback or grammar failed:
-                row.error, token = error, None  # this row ends, its neighbours go on)
+                row.error, fed = error, None  # this row ends, its neighbours go on)
                 row.tracker.finished[0] = True
-            tokens.append(token)
+            tokens.append(fed)
             if row.tracker.finished[0]:
                 if row.error is None:
                     row.result = row.tracker.result(0, row.prompt_tokens,
@@ -114,14 +124,16 @@ class RunningBatch:
             tokens = [tokens[i] for i in kept]
             self._keep(kept)
         if self.rows:
-            self._mask = F.pad(self._mask, (0, 1), value=1)
+            width = len(tokens[0])  # several tokens only for a lone row
+            self._mask = F.pad(self._mask, (0, width), value=1)
             self._cache, self._logits = self._forward(
-                torch.tensor(tokens).unsqueeze(1), self._mask, self._positions.unsqueeze(1),
-                self._cache, [row.adapter for row in self.rows])
-            self._positions += 1
+                torch.tensor(tokens), self._mask,
+                self._positions.unsqueeze(1) + torch.arange(width), self._cache,
+                [row.adapter for row in self.rows])
+            self._positions += width
             for row in self.rows:
-                row.columns.append(self._next_column)
-            self._next_column += 1
+                row.columns += range(self._next_column, self._next_column + width)
+            self._next_column += width
             self.steps += 1
             self.widest = max(self.widest, len(self.rows))
         return finished
