@@ -243,77 +243,16 @@ def test_what_a_grammar_forces_is_fed_in_one_pass(smol_llama):
                                 output=schema, max_new_tokens=40)
     batches = []
     backend = smol_llama.backend
-    original = backend._extend
-    backend._extend = lambda tokens, **options: (batches.append(len(tokens)),
-                                                 original(tokens, **options))[1]
+    original = backend.llm.eval
+    backend.llm.eval = lambda tokens: (batches.append(len(tokens)), original(tokens))[1]
     try:
         [result] = backend.generate_batch([request])
     finally:
-        backend._extend = original
+        backend.llm.eval = original
     assert set(result.value) == {"city", "country"}
     # after the prompt, `{"city": "` and `", "country": "` go in as one batch each
     assert any(size > 1 for size in batches[1:])
     assert len(batches) - 1 < result.new_tokens
-
-
-def test_the_bytes_a_grammar_forces_past_its_forced_tokens_are_guessed(smol_llama):
-    from chorus.runtime.guidance import forced_guess
-    from chorus.runtime.outputs import as_output
-
-    schema = {"type": "object", "required": ["path"], "additionalProperties": False,
-              "properties": {"path": {"type": "string"}}}
-    grammars = smol_llama.backend.grammars
-    matcher, tokenizer = grammars.matcher(as_output(schema)), grammars.llg_tokenizer
-    tokens = matcher.compute_ff_tokens()
-    guess = forced_guess(matcher, tokenizer, tokens)
-    assert guess  # llguidance's forced tokens stop short of `":"`: a token could run on
-    assert tokenizer.decode_bytes(tokens + guess) == matcher.compute_ff_bytes() == b'{"path":"'
-    assert matcher.consume_tokens(tokens + tokenizer.tokenize_bytes(b'":"/tmp'))
-    assert forced_guess(matcher, tokenizer, matcher.compute_ff_tokens()) == []  # a free value
-
-
-def test_guesses_change_no_text(smol_llama, qwen):
-    """SmolLM2 writes `":` and `"` where the guess is `":"` (the guesses go), Qwen writes
-    the guessed ` "` after a key (they stand, and save evaluations): the same text both
-    ways."""
-    from chorus.runtime.choosing import NextTokens
-
-    schema = {"type": "object", "required": ["city", "path", "tags"],
-              "additionalProperties": False,
-              "properties": {"city": {"type": "string", "maxLength": 20},
-                             "path": {"type": "string", "maxLength": 30},
-                             "tags": {"type": "array", "items": {"type": "string",
-                                                                 "maxLength": 10},
-                                      "maxItems": 3}}}
-    request = GenerationRequest(messages=[{"role": "user", "content": "Where is the Louvre? "
-                                           "Give a file path for notes on it, and tags."}],
-                                output=schema, max_new_tokens=60)
-    counts = {}
-    for model in (smol_llama, qwen):
-        guessing = _evaluations(model.backend, request)
-        original = NextTokens.guess
-        NextTokens.guess = lambda self, forced: []
-        try:
-            plain = _evaluations(model.backend, request)
-        finally:
-            NextTokens.guess = original
-        assert guessing[1] == plain[1]
-        counts[model.name] = guessing[0], plain[0]
-    guessing, plain = counts[qwen.name]
-    assert guessing < plain
-
-
-def _evaluations(backend, request) -> tuple[int, str]:
-    """How many evaluations the backend ran for `request` after its prompt, and the text."""
-    calls = []
-    original = backend._extend
-    backend._extend = lambda tokens, **options: (calls.append(len(tokens)),
-                                                 original(tokens, **options))[1]
-    try:
-        text = backend.generate_batch([request])[0].text
-    finally:
-        backend._extend = original
-    return len(calls), text
 
 
 def test_the_vocabulary_is_read_once_per_model_file(tmp_path, smol_llama):

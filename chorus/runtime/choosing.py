@@ -12,18 +12,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from chorus.runtime.guidance import allowed_tokens, forced_guess
+from chorus.runtime.guidance import allowed_tokens
 from chorus.runtime.types import GenerationRequest
 
 
 class NextTokens:
     def __init__(self, request: GenerationRequest, matcher, closer, *,
-                 budget_left: Callable[[], int], bitmask: np.ndarray, tokenizer=None):
+                 budget_left: Callable[[], int], bitmask: np.ndarray):
         """`budget_left`: the row's new tokens still allowed; `bitmask`: scratch space of
-        (vocabulary + 31) // 32 int32 words for the grammar's masks; `tokenizer`:
-        llguidance's of the vocabulary, for `guess`."""
+        (vocabulary + 31) // 32 int32 words for the grammar's masks."""
         self.matcher = matcher
-        self.tokenizer = tokenizer
         self.closer = closer
         self.temperature = request.temperature
         self.top_p = request.top_p
@@ -38,14 +36,6 @@ class NextTokens:
     def forced(self) -> list[int]:
         """The tokens the grammar allows alone from here ([] where it leaves a choice)."""
         return self.matcher.compute_ff_tokens() if self.matcher is not None else []
-
-    def guess(self, forced: list[int]) -> list[int]:
-        """A token likely to follow `forced` (`guidance.forced_guess`), or []: what the
-        model chooses at its place decides whether it stands, so the text is the same as
-        without it."""
-        if self.tokenizer is None:
-            return []
-        return forced_guess(self.matcher, self.tokenizer, forced)
 
     def chosen(self, logits: np.ndarray) -> list[int]:
         """The tokens to write from these next-token logits: a closing, or one token."""

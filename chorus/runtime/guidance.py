@@ -139,29 +139,6 @@ class Closer:
         return tokens
 
 
-def forced_guess(matcher, tokenizer, forced: list[int]) -> list[int]:
-    """The token of the bytes the grammar forces past `forced` (its forced tokens), where
-    they are one token the grammar accepts there; else []. llguidance forces tokens only up
-    to where a longer token could run on into what follows: `"name":"` gives `{"name` and
-    leaves `":"` to the model, and `"amount": ` leaves the space. Those bytes are a guess,
-    not a certainty: a path's ` "/` is one token where ` "` alone would be a guess that the
-    model would not have made (forcing them measured worse: empty lists and paths without
-    their slash, benchmarks/RESULTS.md)."""
-    written = b"".join(_SPECIAL + b"[%d]" % token if tokenizer.is_special_token(token)
-                       else tokenizer.decode_bytes([token]) for token in forced)
-    after = matcher.compute_ff_bytes()
-    rest = after[len(written):] if after.startswith(written) else b""
-    if not rest or _SPECIAL in rest:
-        return []
-    guess = tokenizer.tokenize_bytes(rest)
-    if len(guess) != 1 or matcher.validate_tokens(forced + guess) != len(forced) + 1:
-        return []
-    return guess
-
-
-_SPECIAL = b"\xff"  # how llguidance's forced bytes write a special token: \xff[id]
-
-
 def allowed_tokens(matcher, vocab_size: int, bitmask: np.ndarray) -> np.ndarray:
     """Which of the first `vocab_size` tokens the grammar allows next (bool array);
     `bitmask` is scratch space of (vocab_size + 31) // 32 int32 words."""

@@ -184,23 +184,15 @@ class LlamaCppBackend:
                              decode=_GrowingText(self._piece), on_text=on_text,
                              rewind_loops=closer is not None)
         chooser = NextTokens(request, matcher, closer, bitmask=self._bitmask,
-                             tokenizer=self.grammars.llg_tokenizer if matcher else None,
                              budget_left=lambda: tracker.budgets[0] - len(tracker.token_ids[0]))
         started = time.perf_counter()
         switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
         self._prefill(request.adapter, tokens)
-        pending: list[int] = []  # the model's own choice where a guess was not it
         while not tracker.finished[0]:
             # What the grammar forces (a JSON key, the rest of a tool's name, the calls an
-            # added call follows), or a closing, is fed in one pass, not token by token;
-            # with a guess at the token after it (`NextTokens.guess`), which stands where
-            # the logits before it choose it.
-            if pending:
-                chosen, guess, pending = pending, [], []
-            else:
-                chosen = chooser.forced()
-                guess = chooser.guess(chosen) if chosen else []
-                chosen = chosen or chooser.chosen(self._logits(-1))
+            # added call follows), or a closing, is fed in one pass, not token by token.
+            chosen = chooser.next(np.ctypeslib.as_array(  # a view of llama.cpp's logits
+                self._api.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,)))
             rewinds, fed = tracker.rewound[0], []
             for token in chosen:
                 tracker.advance(0, token)
@@ -208,17 +200,7 @@ class LlamaCppBackend:
                 if tracker.finished[0] or tracker.rewound[0] != rewinds:
                     break
             else:
-                if guess and len(fed) < self.llm.n_batch:
-                    self._extend(fed + guess, logits_before_last=True)
-                    pending = chooser.chosen(self._logits(-2))
-                    if pending == guess:
-                        pending = []
-                        tracker.advance(0, guess[0])
-                    else:  # the guess goes; the model's own choice is fed next
-                        self.llm.n_tokens -= 1
-                        self._kv_tokens.pop()
-                else:
-                    self._extend(fed)
+                self._extend(fed)
             if tracker.rewound[0] != rewinds:
                 self._take_back(tokens, tracker.token_ids[0], closer)
         if switched:
@@ -281,26 +263,9 @@ class LlamaCppBackend:
             self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         self.llm.n_tokens = len(self._kv_tokens)
 
-    def _extend(self, tokens: list[int], logits_before_last: bool = False) -> None:
-        """Evaluate `tokens` after the cache's; the logits after the last are `_logits(-1)`,
-        and with `logits_before_last` those after the one before it are `_logits(-2)` (a
-        batch no longer than n_batch)."""
-        if logits_before_last:
-            llm = self.llm
-            llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
-            llm._batch.set_batch(batch=tokens, n_past=llm.n_tokens, logits_all=False)
-            llm._batch.batch.logits[len(tokens) - 2] = True
-            llm._ctx.decode(llm._batch)
-            llm.input_ids[llm.n_tokens:llm.n_tokens + len(tokens)] = tokens
-            llm.n_tokens += len(tokens)
-        else:
-            self.llm.eval(tokens)
+    def _extend(self, tokens: list[int]) -> None:
+        self.llm.eval(tokens)
         self._kv_tokens += tokens
-
-    def _logits(self, output: int) -> np.ndarray:
-        """A view of llama.cpp's logits of the last evaluation's `output` (-1: its last)."""
-        return np.ctypeslib.as_array(self._api.llama_get_logits_ith(self.llm.ctx, output),
-                                     shape=(self.n_vocab,))
 
     def _switch(self, adapter: str | None) -> None:
         """Save the current adapter's state, activate `adapter` and restore its own."""
