@@ -5,9 +5,8 @@ together, one batched forward per token, each row with its own adapter (row-wise
 grammar, budget and sampling; a row alone in the batch (one caller) feeds what its grammar
 forces in the same forward (a tool call in 30 forwards instead of 51, SmolLM2). A call
 that arrives while others decode is prefilled and joins at the next token; a row that
-finishes leaves at once. (Batches fixed at their start made a
-one-token answer wait for the longest row of its batch, and a call that arrived meanwhile
-wait for the whole batch.)
+finishes leaves at once. (Batches fixed at their start made a one-token answer wait for the
+longest row of its batch, and a call that arrived meanwhile wait for the whole batch.)
 
 Who steps the batch (`DecodeLoop`): the main thread for its own calls, else the loop's own
 thread.
