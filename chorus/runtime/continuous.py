@@ -251,6 +251,7 @@ class PrefixStore:
         self.reused = 0  # prompt tokens taken from stored states, so far
         self._states: OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = \
             OrderedDict()
+        self._bytes = 0  # what the stored states hold, kept as they come and go
 
     def longest(self, key: tuple, tokens: list[int]) -> tuple[int, list | None]:
         """How many of `tokens` (never the last: its logits are needed) a stored state of
@@ -269,13 +270,18 @@ class PrefixStore:
 
     def clear(self) -> None:
         self._states.clear()
+        self._bytes = 0
 
     def add(self, key: tuple, tokens: list[int], layers: list) -> None:
         """Keep the state of `tokens`, (keys, values) of one row per layer, under `key`."""
-        self._states[(key, tuple(tokens))] = layers
-        self._states.move_to_end((key, tuple(tokens)))
-        while sum(map(_size, self._states.values())) > self.max_bytes:
-            self._states.popitem(last=False)
+        entry = (key, tuple(tokens))
+        if entry in self._states:
+            self._bytes -= _size(self._states[entry])
+        self._states[entry] = layers
+        self._states.move_to_end(entry)
+        self._bytes += _size(layers)
+        while self._bytes > self.max_bytes:
+            self._bytes -= _size(self._states.popitem(last=False)[1])
 
 
 def _stacked_states(stored: list[tuple[int, list | None]], width: int) -> DynamicCache:
