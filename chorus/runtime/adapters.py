@@ -68,6 +68,7 @@ class AdapterRegistry:
         self.rowwise = True  # row-wise LoRA where it applies (False: peft's adapter_names)
         self._rowwise: RowwiseLora | None = None  # the adapters stacked, until they change
         self._rowwise_active: RowwiseLora | None = None  # inside a row-wise `applied`
+        self._layers: list[torch.nn.Module] | None = None  # `adapter_layers`, until they change
         # Taken before peft wraps anything, so wrapper names never enter it.
         self.base_fingerprint = base_fingerprint(base_model)
 
@@ -226,7 +227,7 @@ class AdapterRegistry:
                 yield self._peft, {"adapter_names": rows}
             return
         if rows[0] == BASE:
-            context = adapters_off(adapter_layers(self._peft))
+            context = adapters_off(self._adapter_layers())
         else:
             self._peft.set_adapter(rows[0])
             context = nullcontext()
@@ -245,12 +246,20 @@ class AdapterRegistry:
 
     def _stacked(self) -> RowwiseLora:
         if self._rowwise is None:
-            self._rowwise = RowwiseLora(self._peft)
+            self._rowwise = RowwiseLora(self._peft, self._adapter_layers())
         return self._rowwise
+
+    def _adapter_layers(self) -> list[torch.nn.Module]:
+        # A walk over every module (5 ms on SmolLM2 with 4 adapters): once per set of
+        # adapters, not per call.
+        if self._layers is None:
+            self._layers = adapter_layers(self._peft)
+        return self._layers
 
     def _weights_changed(self) -> None:
         self.version += 1
         self._rowwise = None  # its stacks hold the weights before
+        self._layers = None  # adapters come and go with their layers
 
     def _add(self, name: str, config) -> None:
         """Attach an adapter, wrapping the base model in peft on first use."""

@@ -52,13 +52,14 @@ def _is_plain(peft_model, name: str) -> bool:
 class RowwiseLora:
     """Every adapter of `peft_model` at the time it is made, stacked per LoRA layer."""
 
-    def __init__(self, peft_model):
+    def __init__(self, peft_model, layers: list[torch.nn.Module]):
+        """`layers`: `adapter_layers(peft_model)`, switched off while rows pick their own."""
         self.peft_model = peft_model
         self.names = [name for name in peft_model.peft_config if _is_plain(peft_model, name)]
         self._slot = {name: index for index, name in enumerate(self.names)}  # the rest: zeros
         self._stacks = {module: _stack(module, self.names) for module in peft_model.modules()
                         if isinstance(module, LoraLinear) and module.lora_A}
-        self._layers = adapter_layers(peft_model)
+        self._layers = layers
         self._picked: dict[LoraLinear, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def knows(self, rows: list[str]) -> bool:
