@@ -169,14 +169,22 @@ def test_answers_are_decoded_under_the_compiled_constraints(tiny):
     assert free.grammar is None and "construction" not in free.met_by()
 
 
-def test_a_constrained_answer_that_cannot_finish_is_answered_again_as_free_text(tiny, caplog):
-    # Two words at least, in 2 tokens of noise: the grammar cannot be satisfied in time.
+def test_a_constrained_answer_that_cannot_finish_is_sampled_again_then_answered_freely(
+        tiny, caplog):
+    # Forty words at least, in 2 tokens: the grammar cannot be satisfied in time, sampled
+    # or not, so the answer is written as free text in the end.
     loop = DivideVerifyRefine(tiny, max_refinements=0, max_new_tokens=2)
     with caplog.at_level("WARNING"):
         [outcome] = loop.run_batch(["Answer in at least 40 words."])
     assert outcome.compiled == (0,)
-    assert "answered without the grammar" in caplog.text
+    sampled = caplog.text.index("answered again, sampled under the same grammar")
+    assert sampled < caplog.text.index("answered without the grammar")
     assert outcome.met_by() == ["not met"]
+    caplog.clear()
+    greedy = DivideVerifyRefine(tiny, max_refinements=0, max_new_tokens=2, temperature=0)
+    with caplog.at_level("WARNING"):
+        greedy.run_batch(["Answer in at least 40 words."])
+    assert "sampled" not in caplog.text and "answered without the grammar" in caplog.text
 
 
 def test_the_dvr_graph_decodes_its_first_answer_under_the_grammar(tiny, tmp_path):

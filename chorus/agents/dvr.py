@@ -362,20 +362,42 @@ class DivideVerifyRefine:
 
         results = self.model.generate_chunked(requests, self.batch_size,
                                               on_batch=done if on_progress else None)
-        # A constrained row that failed (llguidance's lexer gave up mid-way, or the budget
-        # ended before the grammar was satisfied) is answered again under its fallback (the
-        # refusals alone), else as free text: a cut-off answer is no start for refinement.
+        # A constrained row that failed (it looped, or its budget ended before the grammar
+        # was satisfied) is first sampled again under the same grammar: greedy decoding that
+        # looped once loops again, a sample mostly does not. One that fails again is answered
+        # under its fallback (the refusals alone), else as free text: a cut-off answer is no
+        # start for refinement.
         requests = list(requests)
+        resampled = False
         while lost := [i for i, result in enumerate(results)
                        if result.error and requests[i].output is not None]:
             for i in lost:
-                output = requests[i].output
-                requests[i] = requests[i].model_copy(update={"output": (
-                    output.fallback_output() if isinstance(output, Lark) else None)})
+                requests[i] = (self._fallen_back(requests[i]) if resampled
+                               else self._resampled(requests[i]))
             log.warning("%d constrained generation(s) failed (%s); answered %s", len(lost),
-                        results[lost[0]].error, "again under the refusals' grammar"
-                        if requests[lost[0]].output else "without the grammar")
+                        results[lost[0]].error, self._how(requests[lost[0]], resampled))
             again = self.model.generate_chunked([requests[i] for i in lost], self.batch_size)
             for i, result in zip(lost, again, strict=True):
                 results[i] = result
+            resampled = True
         return results
+
+    def _resampled(self, request: GenerationRequest) -> GenerationRequest:
+        """The same request sampled, with a seed of its own; where this loop does not sample
+        (temperature 0), its fallback: the same greedy answer would fail again."""
+        if not self.temperature:
+            return self._fallen_back(request)
+        return request.model_copy(update={"temperature": max(request.temperature,
+                                                             self.temperature),
+                                          "seed": (request.seed or self.seed) + 1})
+
+    @staticmethod
+    def _fallen_back(request: GenerationRequest) -> GenerationRequest:
+        output = request.output
+        return request.model_copy(update={"output": (
+            output.fallback_output() if isinstance(output, Lark) else None)})
+
+    def _how(self, request: GenerationRequest, resampled: bool) -> str:
+        if not resampled and self.temperature:
+            return "again, sampled under the same grammar"
+        return "again under the refusals' grammar" if request.output else "without the grammar"

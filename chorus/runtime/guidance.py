@@ -18,17 +18,23 @@ import numpy as np
 from chorus.errors import UnsupportedSchemaError
 from chorus.runtime.outputs import OutputType
 
-# Fuel for llguidance's check that a token can still match (50k units a millisecond). The
-# default, 1M, runs out on intersections of counted constraints ("at most 80 words" and no
-# commas and a P.S.); every grammar here gets the same limits, so one that passes
-# `grammar_problem` also starts under the model's tokenizer.
+# Fuel for llguidance's lexer, spent building regex derivatives (50k units a millisecond).
+# `grammar_problem` gives a grammar LEXER_FUEL to start: the default, 1M, runs out on
+# intersections of counted constraints ("at most 80 words" and no commas and a P.S.), and a
+# grammar that needs more is passed over. A matcher that follows a whole text gets
+# RUNNING_FUEL, both to start and for each mask: an intersection of counters meets new
+# states at every word (measured: up to 1M units a token), and a token checked without a
+# mask (the greedy token, `accepts`) draws on what the last mask left, so with the
+# defaults a matcher ran dry mid-answer ("too many expressions constructed") and a text
+# its grammar allows was refused. Fuel only caps work; it is spent on new states alone.
 LEXER_FUEL = 5_000_000
+RUNNING_FUEL = 500_000_000
 
 
-def parser_limits():
+def parser_limits(fuel: int = RUNNING_FUEL):
     import llguidance
 
-    return llguidance.LLParserLimits(initial_lexer_fuel=LEXER_FUEL)
+    return llguidance.LLParserLimits(initial_lexer_fuel=fuel, step_lexer_fuel=fuel)
 
 
 class GrammarCache:
@@ -173,12 +179,12 @@ def grammar_problem(grammar: str) -> str | None:
     compiler checks the grammar it returns, and each `Lark` of it checks it again."""
     import llguidance
 
+    limits = parser_limits(LEXER_FUEL)
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
-        grammar, byte_tokenizer(), limits=parser_limits())
+        grammar, byte_tokenizer(), limits=limits)
     if is_error:
         return _first_line(messages[0])
-    with _BYTE_MATCHERS_LOCK:
-        matcher = _byte_matcher(grammar).deep_copy()
+    matcher = llguidance.LLMatcher(byte_tokenizer(), grammar, log_level=0, limits=limits)
     bitmask = np.zeros(9, dtype=np.int32)
     matcher.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
     return matcher_error(matcher) or None
