@@ -171,6 +171,31 @@ def test_compatible_constraints_combine_and_their_grammar_enforces_all():
     assert not accepts(compiled.grammar, "Dear sam, hi")
 
 
+def test_a_long_text_under_counted_constraints_is_followed_to_its_end():
+    """An intersection of counters meets new lexer states at every word: the matcher that
+    follows a whole text, a mask at each step as decoding does or token by token as
+    `accepts` does, must not run out of lexer fuel half way (it did: "too many expressions
+    constructed", and a text the checkers pass was refused as not matching its grammar)."""
+    import llguidance
+
+    from chorus.runtime.guidance import byte_tokenizer, parser_limits
+
+    constraints = [{"type": "title"},
+                   {"type": "word_count", "relation": "at_least", "value": 100}]
+    compiled = compile_constraints(constraints)
+    assert compiled.compiled == (0, 1)
+    prose = " ".join(f"the {i}th word is here" for i in range(25))
+    text = f"<<a title>>: {prose}."
+    assert all(parse_constraint(c).check(text).passed for c in constraints)
+    assert accepts(compiled.grammar, text)
+    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, log_level=0,
+                                   limits=parser_limits())
+    for byte in text.encode():
+        matcher.compute_bitmask()
+        assert matcher.consume_token(byte), matcher.get_error()
+    assert matcher.is_accepting()
+
+
 def test_conflicts_are_reported_before_decoding_and_never_compiled():
     compiled = compile_constraints([{"type": "lowercase"}, {"type": "uppercase"},
                                     {"type": "no_commas"}])
