@@ -177,14 +177,14 @@ def test_a_constrained_answer_that_cannot_finish_is_sampled_again_then_answered_
     with caplog.at_level("WARNING"):
         [outcome] = loop.run_batch(["Answer in at least 40 words."])
     assert outcome.compiled == (0,)
-    sampled = caplog.text.index("answered again, sampled under the same grammar")
-    assert sampled < caplog.text.index("answered without the grammar")
+    sampled = caplog.text.index("answered again: 1 sampled under the same grammar")
+    assert sampled < caplog.text.index("answered again: 1 without the grammar")
     assert outcome.met_by() == ["not met"]
     caplog.clear()
     greedy = DivideVerifyRefine(tiny, max_refinements=0, max_new_tokens=2, temperature=0)
     with caplog.at_level("WARNING"):
         greedy.run_batch(["Answer in at least 40 words."])
-    assert "sampled" not in caplog.text and "answered without the grammar" in caplog.text
+    assert "sampled" not in caplog.text and "1 without the grammar" in caplog.text
 
 
 def test_the_dvr_graph_decodes_its_first_answer_under_the_grammar(tiny, tmp_path):

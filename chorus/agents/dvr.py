@@ -12,6 +12,7 @@ run as one batch per round.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -363,41 +364,32 @@ class DivideVerifyRefine:
         results = self.model.generate_chunked(requests, self.batch_size,
                                               on_batch=done if on_progress else None)
         # A constrained row that failed (it looped, or its budget ended before the grammar
-        # was satisfied) is first sampled again under the same grammar: greedy decoding that
-        # looped once loops again, a sample mostly does not. One that fails again is answered
-        # under its fallback (the refusals alone), else as free text: a cut-off answer is no
-        # start for refinement.
+        # was satisfied) is answered again: a greedy one sampled under the same grammar
+        # (greedy decoding that looped once loops again, a sample mostly does not), a
+        # sampled one under its fallback (the refusals alone), else as free text: a cut-off
+        # answer is no start for refinement. Refinements are samples already, `candidates`
+        # of them, so a failed one is not drawn again.
         requests = list(requests)
-        resampled = False
         while lost := [i for i, result in enumerate(results)
                        if result.error and requests[i].output is not None]:
+            ways: Counter[str] = Counter()
             for i in lost:
-                requests[i] = (self._fallen_back(requests[i]) if resampled
-                               else self._resampled(requests[i]))
-            log.warning("%d constrained generation(s) failed (%s); answered %s", len(lost),
-                        results[lost[0]].error, self._how(requests[lost[0]], resampled))
+                requests[i], way = self._retry(requests[i])
+                ways[way] += 1
+            log.warning("%d constrained generation(s) failed (%s); answered again: %s",
+                        len(lost), results[lost[0]].error,
+                        ", ".join(f"{count} {way}" for way, count in ways.items()))
             again = self.model.generate_chunked([requests[i] for i in lost], self.batch_size)
             for i, result in zip(lost, again, strict=True):
                 results[i] = result
-            resampled = True
         return results
 
-    def _resampled(self, request: GenerationRequest) -> GenerationRequest:
-        """The same request sampled, with a seed of its own; where this loop does not sample
-        (temperature 0), its fallback: the same greedy answer would fail again."""
-        if not self.temperature:
-            return self._fallen_back(request)
-        return request.model_copy(update={"temperature": max(request.temperature,
-                                                             self.temperature),
-                                          "seed": (request.seed or self.seed) + 1})
-
-    @staticmethod
-    def _fallen_back(request: GenerationRequest) -> GenerationRequest:
+    def _retry(self, request: GenerationRequest) -> tuple[GenerationRequest, str]:
+        """The request to answer a failed one with, and how it differs."""
+        if request.temperature == 0 and self.temperature > 0:
+            sampled = {"temperature": self.temperature, "seed": (request.seed or self.seed) + 1}
+            return request.model_copy(update=sampled), "sampled under the same grammar"
         output = request.output
-        return request.model_copy(update={"output": (
-            output.fallback_output() if isinstance(output, Lark) else None)})
-
-    def _how(self, request: GenerationRequest, resampled: bool) -> str:
-        if not resampled and self.temperature:
-            return "again, sampled under the same grammar"
-        return "again under the refusals' grammar" if request.output else "without the grammar"
+        fallback = output.fallback_output() if isinstance(output, Lark) else None
+        way = "under the refusals' grammar" if fallback else "without the grammar"
+        return request.model_copy(update={"output": fallback}), way
