@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 import psutil
 import torch
@@ -224,6 +225,7 @@ def bench_backends(repeats: int, calls: int) -> list[tuple[str, dict]]:
     constrained: dict[str, list] = {name: [] for name in BACKENDS}
     first: dict[str, list] = {name: [] for name in BACKENDS}
     again: dict[str, list] = {name: [] for name in BACKENDS}
+    run = uuid.uuid4().hex[:8]
     for model in models.values():
         model.generate("Hi", max_new_tokens=2)  # warm up
         model.generate("Hi", output=["yes", "no"])  # grammar tokenizer built
@@ -234,7 +236,10 @@ def bench_backends(repeats: int, calls: int) -> list[tuple[str, dict]]:
             [shaped] = model.generate_batch([listed])
             constrained[name].append(shaped.tokens_per_s)
             # A system prompt never seen before (500 tokens), then the same with a new question.
-            system = f"Session {index}-{name}. " + "You are a helpful assistant with tools. " * 60
+            # The run's own id opens it: kept prompt states (on disk, in CHORUS_HOME) of an
+            # earlier run would otherwise make the "new" prompt a known one.
+            system = (f"Session {run}-{index}-{name}. "
+                      + "You are a helpful assistant with tools. " * 60)
             ask = [{"role": "system", "content": system}]
             seconds, _ = timed(model.generate, ask + [{"role": "user", "content": "Hi"}],
                                max_new_tokens=1)
