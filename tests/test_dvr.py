@@ -49,6 +49,28 @@ def test_a_worse_refinement_never_replaces_the_best_answer(tiny):
     assert [a.passed for a in outcome.history] == [1, 0, 2]
 
 
+def test_a_refinement_is_held_to_the_content_it_asks_for(tiny):
+    """The answer's grammar leaves a keyword out (a model never asked for it may never
+    write it); the refinement that asks for it by name is decoded under it as well."""
+    from chorus.runtime.guidance import accepts
+
+    loop = DivideVerifyRefine(tiny)
+    constraints = [LOWER_PS[0], parse_constraint({"type": "include_keywords",
+                                                  "keywords": ["tea"]})]
+    compiled = loop.compile(constraints)
+    outcome = loop.start(Division("Write a note in lowercase about tea.", constraints),
+                         "a note.", compiled)
+    assert outcome.compiled == (0,) and outcome.failing() == [1]
+    [request, _] = loop.refinements(outcome)
+    assert accepts(request.output.source, "a note about tea.")
+    assert not accepts(request.output.source, "a note.")
+    assert not accepts(request.output.source, "A note about tea.")  # lowercase still holds
+    assert accepts(outcome.output.source, "a note.")  # the answer's grammar is unchanged
+    free = DivideVerifyRefine(tiny, construct=False)
+    outcome = free.start(Division("Write a note about tea.", constraints[1:]), "a note.")
+    assert free.refinements(outcome)[0].output is None
+
+
 def test_a_successful_refinement_is_stored_and_then_retrieved(tiny, tmp_path):
     repository = RefinementRepository(tmp_path / "refinements.db")
     loop = DivideVerifyRefine(tiny, repository)
@@ -248,7 +270,7 @@ def test_a_closing_leads_the_embedded_model_into_what_its_grammar_needs(model_na
     model = request.getfixturevalue(model_name)
     constraints = [parse_constraint({"type": "bullet_count", "value": 4})]
     output = compile_constraints(constraints).output
-    assert output.closings == ("\n*",)
+    assert output.closings == ("\n* ",)
     result = model.complete(answer_request(
         "List reasons to learn Python. Use exactly 4 bullet points.", 256, output))
     assert result.finish_reason == "stop"

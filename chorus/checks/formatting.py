@@ -80,7 +80,10 @@ class BulletCount(BaseConstraint):
         return self.value > 0
 
     def closings(self) -> list[str]:
-        return ["\n*"] if self.value else []
+        # With the space: once the count is reached the grammar refuses "* " at a line's
+        # start, so the closing is passed over (a bare "\n*" was still accepted there, and
+        # Qwen2.5 0.5B went on "*PS." where the P.S.'s own closing was due).
+        return ["\n* "] if self.value else []
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         line = alphabet.line_char
@@ -90,7 +93,9 @@ class BulletCount(BaseConstraint):
         bullet = f"[ \\t]*[*\\-][ \\t]+{text_start}{line}*"
         plain_start = alphabet.where("line not bullet", lambda c: c not in " \t*-\n")
         solid = alphabet.nonspace
-        other = f"[ \\t]*(?:{plain_start}{line}*|[*\\-](?:{solid}{line}*|[ \\t]+)?)?"
+        # A marker opens another line only directly before its text ("**Note:**", "---"):
+        # never before spaces, which Qwen2.5 0.5B wrote to its budget's end after "-".
+        other = f"[ \\t]*(?:{plain_start}{line}*|[*\\-]{solid}{line}*)?"
         return [patterns.token(patterns.tally(other, bullet, self.value))]
 
     def describe(self) -> str:
