@@ -52,6 +52,7 @@ SAMPLES = [
     {"type": "keyword_frequency", "keyword": "ab", "relation": "at_most", "value": 1},
     {"type": "letter_frequency", "letter": "e", "relation": "at_least", "value": 3},
     {"type": "letter_frequency", "letter": "a", "relation": "at_most", "value": 2},
+    {"type": "capital_word_frequency", "relation": "at_least", "value": 2},
     {"type": "bullet_count", "value": 2}, {"type": "bullet_count", "value": 0},
     {"type": "numbered_sections", "marker": "SECTION", "value": 2},
     {"type": "numbered_sections", "marker": "Day", "value": 0},
@@ -104,6 +105,8 @@ def _candidates(grammar: str, data: dict, rng: random.Random) -> list[str]:
         texts.append(f'"{some(8)}"')
         texts.append("\n".join(rng.choice(_LINE_STARTS) + some(4)
                                for _ in range(rng.randint(1, 6))))
+        texts.append("\n".join(rng.choice(_LINE_STARTS) + rng.choice(["tea", "An", "yet"])
+                               for _ in range(rng.randint(1, 6))))  # lines opened as lines are
         texts.append(some(3) + "".join(  # sections in order, as a response would number them
             f"\n{rng.choice(['', '## ', '**', ' '])}SECTION {number}{rng.choice(['', ':', 'a'])}"
             f"\n{some(3)}" for number in range(1, rng.randint(1, 3) + 1)))
@@ -245,6 +248,19 @@ def test_constraints_a_closing_leads_into_compile_with_the_refusals_as_fallback(
     assert refusals_only.closings == () and refusals_only.fallback is None
 
 
+def test_the_fewest_words_a_grammar_allows_travel_with_its_output_and_its_state():
+    data = [{"type": "postscript", "marker": "P.S."},
+            {"type": "word_count", "relation": "at_most", "value": 40},
+            {"type": "word_count", "relation": "exactly", "value": 30},
+            {"type": "word_count", "relation": "at_least", "value": 20}]
+    compiled = compile_constraints([data[0], data[3]])
+    assert compiled.word_limit is None and compiled.output.word_limit is None
+    compiled = compile_constraints(data)
+    assert compiled.compiled == (0, 1, 2, 3) and compiled.output.word_limit == 30
+    again = type(compiled).from_state(compiled.to_state())
+    assert again.output == compiled.output and again.compiled == compiled.compiled
+
+
 @pytest.mark.parametrize("data", [
     {"type": "postscript", "marker": "P.S."}, {"type": "postscript", "marker": "P.P.S"},
     {"type": "bullet_count", "value": 3}, {"type": "ends_with", "phrase": "Any questions?"},
@@ -316,11 +332,32 @@ def test_a_closer_writes_a_closing_where_the_budget_runs_low_then_lets_the_model
 
     compiled = compile_constraints([{"type": "bullet_count", "value": 3}])
     matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
-    closer = Closer(matcher, [list(b"\n*")], {byte_tokenizer().eos_token})
+    closer = Closer(matcher, [list(b"\n* ")], {byte_tokenizer().eos_token})
     assert matcher.consume_tokens(list(b"Reasons:"))
     assert closer.instead_of(ord("!"), Closer.RESERVE + 1) == []
-    assert closer.instead_of(ord("!"), Closer.RESERVE) == list(b"\n*")
+    assert closer.instead_of(ord("!"), Closer.RESERVE) == list(b"\n* ")
     assert matcher.consume_tokens(list(b"\n* one"))
     # the model writes on for `GAP` tokens before the budget brings the next bullet
     assert [closer.instead_of(ord("!"), 20) for _ in range(Closer.GAP)] == [[]] * Closer.GAP
-    assert closer.instead_of(ord("!"), 12) == list(b"\n*")
+    assert closer.instead_of(ord("!"), 12) == list(b"\n* ")
+
+
+def test_a_bullet_closing_is_passed_over_once_the_count_is_reached():
+    """Seen on Qwen2.5 0.5B under "3 bullets, then a P.S.": a bare "\n*" was still a valid
+    start of some other line after the third bullet, so it was written where the P.S. was
+    due and the model went on "*PS. ..." to a failed grammar."""
+    import llguidance
+
+    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
+
+    compiled = compile_constraints([{"type": "bullet_count", "value": 2},
+                                    {"type": "postscript", "marker": "P.S."}])
+    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
+    eos = byte_tokenizer().eos_token
+    closer = Closer(matcher, [list(text.encode()) for text in compiled.closings], {eos})
+    assert matcher.consume_tokens(list(b"Tips:\n* one"))
+    assert closer.instead_of(eos, 100) == list(b"\n* ")
+    assert matcher.consume_tokens(list(b"\n* two"))
+    assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")
+    # nor may a marker open another line before spaces (Qwen wrote spaces to its budget)
+    assert matcher.validate_tokens(list(b"\n-  ")) == len(b"\n-")

@@ -76,6 +76,21 @@ def test_rows_stop_independently_and_stream_exactly_their_text(tokenizer):
         assert "".join(pieces[row]) == tracker.texts[row]
 
 
+def test_a_grammar_that_bounds_words_keeps_tokens_for_its_closing_before_they_run_out():
+    from chorus.runtime import Lark
+
+    bounded = Lark('start: /[a-z ]*/', closings=("\n\nP.S.",), word_limit=10)
+    requests = [GenerationRequest(messages="x", max_new_tokens=100, output=output)
+                for output in (bounded, Lark('start: /[a-z ]*/'))]
+    tracker = RowTracker(requests, matchers=[None, None], eos_ids=set(),
+                         decode=lambda ids: bytes(ids).decode(), on_text=None)
+    for row in range(2):
+        for token in b"one two three four five six":
+            tracker.advance(row, token)
+    assert tracker.budget_left(1) == 100 - len(b"one two three four five six")
+    assert tracker.budget_left(0) == int(4 * RowTracker.TOKENS_PER_WORD)
+
+
 def _bullet_tracker(*, rewind_loops: bool) -> RowTracker:
     """One row under "exactly 2 bullet points", on a vocabulary of bytes."""
     import llguidance

@@ -56,16 +56,22 @@ class DvrOutcome:
     unrefinable: set[int] = field(default_factory=set)  # constraints in a conflict
     last_target: int = -1  # the constraint the last round refined
     latest: str = ""  # the response checked last (the best one, or a refinement that lost)
-    grammar: str | None = None  # what answers are decoded under (None: free text)
-    compiled: tuple[int, ...] = ()  # the constraints the grammar enforces
+    # what answers are decoded under (its grammar None: free text)
+    decoding: CompiledConstraints = field(default_factory=lambda: CompiledConstraints(None))
     first_passed: list[bool] = field(default_factory=list)  # the first answer's verdicts
-    closings: tuple[str, ...] = ()  # see CompiledConstraints
-    fallback: str | None = None
 
     @property
     def output(self) -> Lark | None:
-        return CompiledConstraints(self.grammar, self.compiled, closings=self.closings,
-                                   fallback=self.fallback).output
+        return self.decoding.output
+
+    @property
+    def grammar(self) -> str | None:
+        return self.decoding.grammar
+
+    @property
+    def compiled(self) -> tuple[int, ...]:
+        """The constraints the grammar enforces."""
+        return self.decoding.compiled
 
     def met_by(self) -> list[str]:
         """How each constraint was met: "construction" (compiled, and the first answer,
@@ -103,9 +109,8 @@ class DvrOutcome:
                 "results": [result.model_dump() for result in self.best.results],
                 "iterations": self.iterations, "repository_hits": self.repository_hits,
                 "unrefinable": sorted(self.unrefinable), "last_target": self.last_target,
-                "latest": self.latest, "grammar": self.grammar, "compiled": list(self.compiled),
-                "first_passed": self.first_passed, "closings": list(self.closings),
-                "fallback": self.fallback}
+                "latest": self.latest, "first_passed": self.first_passed,
+                **self.decoding.to_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DvrOutcome:
@@ -117,9 +122,8 @@ class DvrOutcome:
                    repository_hits=state["repository_hits"], history=[best],
                    unrefinable=set(state["unrefinable"]), last_target=state["last_target"],
                    latest=state.get("latest", state["response"]),
-                   grammar=state.get("grammar"), compiled=tuple(state.get("compiled", ())),
-                   first_passed=list(state.get("first_passed", ())),
-                   closings=tuple(state.get("closings", ())), fallback=state.get("fallback"))
+                   decoding=CompiledConstraints.from_state(state),
+                   first_passed=list(state.get("first_passed", ())))
 
     def to_json(self) -> dict[str, Any]:
         return {"response": self.response,
@@ -272,11 +276,8 @@ class DivideVerifyRefine:
         return DvrOutcome(instruction=division.instruction, constraints=division.constraints,
                           conflicts=conflicts, best=first, history=[first],
                           unrefinable=involved, latest=response,
-                          grammar=compiled.grammar if compiled else None,
-                          compiled=compiled.compiled if compiled else (),
-                          first_passed=[result.passed for result in first.results],
-                          closings=compiled.closings if compiled else (),
-                          fallback=compiled.fallback if compiled else None)
+                          decoding=compiled or CompiledConstraints(None),
+                          first_passed=[result.passed for result in first.results])
 
     def target(self, outcome: DvrOutcome) -> int:
         """The next failed constraint after the one refined last, cycling through them."""
@@ -296,8 +297,22 @@ class DivideVerifyRefine:
         request = refine_request(outcome.instruction, outcome.response, constraint, result,
                                  examples, adapter=self.adapter, temperature=self.temperature,
                                  seed=self.seed + outcome.iterations,
-                                 max_new_tokens=self.max_new_tokens, output=outcome.output)
+                                 max_new_tokens=self.max_new_tokens,
+                                 output=self._refinement_output(outcome, index))
         return [request] * self.candidates
+
+    def _refinement_output(self, outcome: DvrOutcome, index: int) -> Lark | None:
+        """What a refinement of constraint `index` is decoded under: the answer's grammar,
+        with that constraint compiled in where the answer's grammar left it out for needing
+        content the model may never write (a keyword, a highlight). Unasked, a small model
+        that never writes it loops to its budget; asked by name, it mostly does, and is then
+        held to it. A refinement that fails under it falls back as any other (`generate`)."""
+        constraint = outcome.constraints[index]
+        if not self.construct or index in outcome.compiled or not constraint.needs_content():
+            return outcome.output
+        compiled = compile_constraints(outcome.constraints, needs_content=self.needs_content,
+                                       required={index})
+        return compiled.output if index in compiled.compiled else outcome.output
 
     def pick(self, outcome: DvrOutcome, texts: Sequence[str]) -> str:
         """The candidate passing most constraints; among equals, one that fixes the target."""

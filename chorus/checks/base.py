@@ -78,6 +78,11 @@ class BaseConstraint(BaseModel):
         bullet, a paragraph; [] where no text does (a keyword has no place of its own)."""
         return []
 
+    def word_limit(self) -> int | None:
+        """The most words a response that meets it may hold; None where it sets no bound.
+        A grammar with closings brings them before the words run out (`Lark.word_limit`)."""
+        return None
+
     def grammars(self, alphabet: Alphabet) -> list[str]:
         """Lark token expressions over the whole response (see `patterns`), most preferred
         first; each matches only responses that pass `check`. [] when the constraint is left

@@ -103,3 +103,17 @@ class CapitalWordFrequency(BaseConstraint):
     def describe(self) -> str:
         counted = relation_text(self.relation, self.value, "word")
         return f"Use {counted} written entirely in capital letters, like IMPORTANT."
+
+    def needs_content(self) -> bool:
+        return self.relation != "at_most" and self.value > 0
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # The lower bound only: N runs of two capitals or more that stand alone as words
+        # (neighbours neither word characters nor ' ’ -), each surely one `capital_words`
+        # counts. A bound from above would have to see every word it counts ("COVID-19",
+        # "A_B"): left to refinement.
+        if self.relation != "at_least" or not self.value:
+            return []
+        capitals = alphabet.where("upper", str.isupper)
+        return [patterns.token(patterns.whole_words(alphabet, f"{capitals}{{2,}}", self.value,
+                                                    strict=True))]

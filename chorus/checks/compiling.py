@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,10 +41,25 @@ class CompiledConstraints:
     seconds: float = 0.0  # time spent compiling and checking
     closings: tuple[str, ...] = ()  # what leads the model into what the grammar needs
     fallback: str | None = None  # the grammar of the refusals alone, where that differs
+    word_limit: int | None = None  # the most words the grammar allows, where it bounds them
 
     @property
     def output(self) -> Lark | None:
-        return Lark(self.grammar, self.closings, self.fallback) if self.grammar else None
+        if not self.grammar:
+            return None
+        return Lark(self.grammar, self.closings, self.fallback, self.word_limit)
+
+    def to_state(self) -> dict[str, Any]:
+        """What decoding needs again, JSON-able (a run's checkpointed state keeps it)."""
+        return {"grammar": self.grammar, "compiled": list(self.compiled),
+                "closings": list(self.closings), "fallback": self.fallback,
+                "word_limit": self.word_limit}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CompiledConstraints:
+        return cls(grammar=state.get("grammar"), compiled=tuple(state.get("compiled", ())),
+                   closings=tuple(state.get("closings", ())), fallback=state.get("fallback"),
+                   word_limit=state.get("word_limit"))
 
 
 def grammar_of(expressions: Sequence[str], alphabet: Alphabet) -> str:
@@ -55,28 +70,32 @@ def grammar_of(expressions: Sequence[str], alphabet: Alphabet) -> str:
 
 
 def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], *,
-                        needs_content: bool = False) -> CompiledConstraints:
+                        needs_content: bool = False,
+                        required: Collection[int] = ()) -> CompiledConstraints:
     """The constraints that refuse text (no commas, at most N words), and those a model
     meets by writing something particular that a closing leads it into (a postscript, N
     bullets: `BaseConstraint.closings`), compiled into one grammar; with `needs_content`,
-    also those with no closing (a keyword). Where the grammar holds any of the latter, the
-    refusals' grammar alone is its `fallback`."""
+    also those with no closing (a keyword), and in any case those `required` (indices: a
+    refinement that asks for a keyword holds the model to it). Where the grammar holds any
+    of the latter, the refusals' grammar alone is its `fallback`."""
     started = time.perf_counter()
     parsed = [parse_constraint(constraint) for constraint in constraints]
-    chosen = _compile(parsed, lambda constraint: needs_content or not constraint.needs_content()
-                      or bool(constraint.closings()))
+    chosen = _compile(parsed, lambda index, constraint: needs_content or index in required
+                      or not constraint.needs_content() or bool(constraint.closings()))
     for index, reason in chosen.left.items():
         if reason != NEEDS_CONTENT:
             log.info("constraint %s left to refinement: %s", parsed[index].type, reason)
     closings = tuple(text for index in chosen.compiled for text in parsed[index].closings())
     fallback = None
     if any(parsed[index].needs_content() for index in chosen.compiled):
-        fallback = _compile(parsed, lambda constraint: not constraint.needs_content()).grammar
+        fallback = _compile(parsed, lambda _, constraint: not constraint.needs_content()).grammar
+    limits = [limit for index in chosen.compiled
+              if (limit := parsed[index].word_limit()) is not None]
     return replace(chosen, closings=closings, fallback=fallback,
-                   seconds=time.perf_counter() - started)
+                   word_limit=min(limits, default=None), seconds=time.perf_counter() - started)
 
 
-def _compile(parsed: list[BaseConstraint], wanted: Callable[[BaseConstraint], bool]
+def _compile(parsed: list[BaseConstraint], wanted: Callable[[int, BaseConstraint], bool]
              ) -> CompiledConstraints:
     """The grammar of the `wanted` constraints that compile together, in order."""
     in_conflict = {k for i, j, _ in conflicting_pairs(parsed) for k in (i, j)}
@@ -89,7 +108,7 @@ def _compile(parsed: list[BaseConstraint], wanted: Callable[[BaseConstraint], bo
         if index in in_conflict:
             left[index] = "in conflict with another constraint"
             continue
-        if not wanted(constraint):
+        if not wanted(index, constraint):
             left[index] = NEEDS_CONTENT
             continue
         options = constraint.grammars(alphabet)

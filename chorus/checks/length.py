@@ -90,6 +90,9 @@ class WordCount(BaseConstraint):
     def describe(self) -> str:
         return f"Answer in {relation_text(self.relation, self.value, 'word')}."
 
+    def word_limit(self) -> int | None:
+        return None if self.relation == "at_least" else self.value
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         word, separator = _word_pattern(alphabet)
         if self.relation == "at_least" and not self.value:

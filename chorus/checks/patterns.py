@@ -183,9 +183,14 @@ def occurrences(alphabet: Alphabet, phrase: str, count: int, *, strict: bool) ->
     neighbour, a superset of its matches, so a response without `count` of these surely has
     fewer than `count`.
     """
+    return whole_words(alphabet, alphabet.phrase(phrase), count, strict=strict)
+
+
+def whole_words(alphabet: Alphabet, found: str, count: int, *, strict: bool) -> str:
+    """Responses with at least `count` (>= 1) pieces matching `found` with neighbours as
+    `occurrences` says."""
     anything = alphabet.text()
     edge = alphabet.word_end if strict else alphabet.nonword
-    found = alphabet.phrase(phrase)
     between = f"(?:{edge}(?:{anything}{edge})?{found})"
     return f"(?:{anything}{edge})?{found}{between}{{{count - 1}}}(?:{edge}{anything})?"
 

@@ -56,9 +56,7 @@ def _divider(name: str, agent: AgentSpec, context: GraphContext):
         listed = "; ".join(c.describe() for c in division.constraints) or "none found"
         compiled = _loop(context, agent).compile(division.constraints)
         return {"visits": {name: 1}, "outputs": {name: constraints},
-                "dvr": {"constraints": constraints, "grammar": compiled.grammar,
-                        "compiled": list(compiled.compiled),
-                        "closings": list(compiled.closings), "fallback": compiled.fallback},
+                "dvr": {"constraints": constraints, **compiled.to_state()},
                 "trajectory": [thought_step(f"Constraints: {listed}").model_dump()]}
 
     return run
@@ -66,7 +64,8 @@ def _divider(name: str, agent: AgentSpec, context: GraphContext):
 
 def _writer(name: str, agent: AgentSpec, context: GraphContext):
     def run(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
-        request = answer_request(state["task"], output=_compiled(state.get("dvr") or {}).output)
+        compiled = CompiledConstraints.from_state(state.get("dvr") or {})
+        request = answer_request(state["task"], output=compiled.output)
         if agent.adapter or agent.max_new_tokens:
             request = request.model_copy(update={
                 "adapter": agent.adapter,
@@ -110,7 +109,7 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
         else:  # the first answer
             constraints = [parse_constraint(c) for c in progress.get("constraints", [])]
             outcome = loop.start(Division(state["task"], constraints), state.get("answer", ""),
-                                 _compiled(progress))
+                                 CompiledConstraints.from_state(progress))
         failing = outcome.failing()
         feedback = " ".join(outcome.best.results[i].feedback for i in failing)
         if outcome.conflicts:
@@ -124,14 +123,6 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
                 "dvr": outcome.to_state(), "trajectory": steps}
 
     return run
-
-
-def _compiled(progress: dict[str, Any]) -> CompiledConstraints:
-    """The divider's grammar, as the run's `dvr` field keeps it."""
-    return CompiledConstraints(grammar=progress.get("grammar"),
-                               compiled=tuple(progress.get("compiled", ())),
-                               closings=tuple(progress.get("closings", ())),
-                               fallback=progress.get("fallback"))
 
 
 _ROLE_NODES = {"divider": _divider, "writer": _writer, "refiner": _refiner}

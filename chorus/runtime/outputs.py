@@ -255,11 +255,14 @@ class Lark:
     is complete, the first one the grammar accepts whole ("\n\nP.S." for a postscript the
     model never starts). A grammar that needs something written holds the model until its
     budget runs out otherwise. `fallback`: a grammar to decode under instead when this one
-    fails all the same (the budget ended first), None for free text."""
+    fails all the same (the budget ended first), None for free text. `word_limit`: the most
+    words the grammar allows, where it bounds them: the closings then come while words are
+    left for what they lead into, not only when the token budget runs low."""
 
     source: str
     closings: tuple[str, ...] = ()
     fallback: str | None = None
+    word_limit: int | None = None
 
     def __post_init__(self) -> None:
         from chorus.runtime.guidance import grammar_problem

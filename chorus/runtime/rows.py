@@ -64,6 +64,8 @@ def truncated(request: GenerationRequest, text: str) -> OutputTruncatedError:
 class RowTracker:
     # how often a constrained row's loop is taken back before the loop ends it
     MAX_REWINDS = 8
+    # tokens per word of English prose, about, in BPE vocabularies of 49k-152k entries
+    TOKENS_PER_WORD = 1.4
 
     def __init__(self, requests: list[GenerationRequest], *, matchers: list,
                  eos_ids: set[int], decode: Callable[[list[int]], str],
@@ -125,6 +127,17 @@ class RowTracker:
             self._finish(row, "stop")
             return
         self._stream(row, final=False)
+
+    def budget_left(self, row: int) -> int:
+        """The tokens row `row` may still write: the rest of its budget, or fewer where its
+        grammar bounds the words (`Lark.word_limit`; words estimated by spaces, tokens by
+        `TOKENS_PER_WORD`), so that a closing comes while words are left for it."""
+        left = self.budgets[row] - len(self.token_ids[row])
+        limit = getattr(self.requests[row].output, "word_limit", None)
+        if limit is not None:
+            words_left = limit - len(self.texts[row].split())
+            left = min(left, int(words_left * self.TOKENS_PER_WORD))
+        return left
 
     def _rewind(self, row: int, cut: int) -> bool:
         """Take back the tokens of a constrained row's loop, which begins at character
