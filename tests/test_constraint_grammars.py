@@ -269,20 +269,29 @@ def test_the_fewest_words_a_grammar_allows_travel_with_its_output_and_its_state(
     {"type": "numbered_sections", "marker": "SECTION", "value": 2},
     {"type": "two_responses", "separator": "******"}])
 def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(data):
-    """What a Closer does, on text: wherever the model ends too early, the closing is
-    written and a little more text follows, until the grammar lets it end; the text then
-    passes the check."""
+    """What a Closer does: wherever the model ends too early, the first closing the grammar
+    accepts is written and a little more text follows, until the grammar lets it end; the
+    text then passes the check."""
+    import llguidance
+
+    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
+
     constraint = parse_constraint(data)
     compiled = compile_constraints([data])
-    [closing] = constraint.closings()[:1]
+    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
+    eos = byte_tokenizer().eos_token
+    closer = Closer(matcher, [list(text.encode()) for text in constraint.closings()], {eos})
     text = "Some words here."
+    assert matcher.consume_tokens(list(text.encode()))
     for number in range(1, 7):
-        if accepts(compiled.grammar, text):
+        closing = bytes(closer.instead_of(eos, 100)).decode()
+        if not closing:  # the grammar lets the model end
             break
-        text += closing
-        if not accepts(compiled.grammar, text):  # the model goes on after the closing
-            # (after "SECTION " the grammar allows only the next section's number)
-            text += f"{number} more words" if closing.endswith(" ") else " more words"
+        more = f"{number} more words" if closing.endswith(" ") else " more words"
+        if accepts(compiled.grammar, text + closing):
+            more = ""
+        assert matcher.consume_tokens(list((closing + more).encode()))
+        text += closing + more
     assert accepts(compiled.grammar, text)
     assert constraint.check(text).passed, text
 
@@ -361,3 +370,21 @@ def test_a_bullet_closing_is_passed_over_once_the_count_is_reached():
     assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")
     # nor may a marker open another line before spaces (Qwen wrote spaces to its budget)
     assert matcher.validate_tokens(list(b"\n-  ")) == len(b"\n-")
+
+
+def test_a_section_closing_is_passed_over_once_the_last_section_is_written():
+    import llguidance
+
+    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
+
+    compiled = compile_constraints([{"type": "numbered_sections", "marker": "SECTION",
+                                     "value": 2}, {"type": "postscript", "marker": "P.S."}])
+    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
+    eos = byte_tokenizer().eos_token
+    closer = Closer(matcher, [list(text.encode()) for text in compiled.closings], {eos})
+    assert matcher.consume_tokens(list(b"SECTION 1\nWhy."))
+    assert closer.instead_of(eos, 100) == list(b"\n\nSECTION 2")
+    assert matcher.consume_tokens(list(b"\n\nSECTION 2\nHow."))
+    # "\n\nSECTION " would still be accepted (a line "SECTION  Conclusion" is no section)
+    # and led the model nowhere: the numbered closings are all refused now
+    assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")

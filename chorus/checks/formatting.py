@@ -137,8 +137,11 @@ class NumberedSections(BaseConstraint):
         return self.value > 0
 
     def closings(self) -> list[str]:
-        # The grammar then allows only the next section's number.
-        return [f"\n\n{self.marker} "] if self.value else []
+        # One per section, numbered: the grammar accepts only the next section's, and none
+        # once the last is written, so the closer passes on to another constraint's closing.
+        # (A bare "\n\nSECTION " was also the start of a line such as "SECTION  Conclusion",
+        # and Qwen2.5 0.5B was led into it again and again where a bullet or a P.S. was due.)
+        return [f"\n\n{self.marker} {number}" for number in range(1, self.value + 1)]
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         line = alphabet.line_char
