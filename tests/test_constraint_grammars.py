@@ -261,6 +261,19 @@ def test_the_fewest_words_a_grammar_allows_travel_with_its_output_and_its_state(
     assert again.output == compiled.output and again.compiled == compiled.compiled
 
 
+def _closer_over_bytes(compiled):
+    """A matcher of the compiled grammar over a vocabulary of bytes, the `Closer` of its
+    closings as a backend makes it, and the end-of-text token."""
+    import llguidance
+
+    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
+
+    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
+    eos = byte_tokenizer().eos_token
+    closer = Closer(matcher, [list(text.encode()) for text in compiled.closings], {eos})
+    return matcher, closer, eos
+
+
 @pytest.mark.parametrize("data", [
     {"type": "postscript", "marker": "P.S."}, {"type": "postscript", "marker": "P.P.S"},
     {"type": "bullet_count", "value": 3}, {"type": "ends_with", "phrase": "Any questions?"},
@@ -272,15 +285,10 @@ def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(dat
     """What a Closer does: wherever the model ends too early, the first closing the grammar
     accepts is written and a little more text follows, until the grammar lets it end; the
     text then passes the check."""
-    import llguidance
-
-    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
-
     constraint = parse_constraint(data)
     compiled = compile_constraints([data])
-    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
-    eos = byte_tokenizer().eos_token
-    closer = Closer(matcher, [list(text.encode()) for text in constraint.closings()], {eos})
+    assert compiled.closings == tuple(constraint.closings())
+    matcher, closer, eos = _closer_over_bytes(compiled)
     text = "Some words here."
     assert matcher.consume_tokens(list(text.encode()))
     for number in range(1, 7):
@@ -355,15 +363,8 @@ def test_a_bullet_closing_is_passed_over_once_the_count_is_reached():
     """Seen on Qwen2.5 0.5B under "3 bullets, then a P.S.": a bare "\n*" was still a valid
     start of some other line after the third bullet, so it was written where the P.S. was
     due and the model went on "*PS. ..." to a failed grammar."""
-    import llguidance
-
-    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
-
-    compiled = compile_constraints([{"type": "bullet_count", "value": 2},
-                                    {"type": "postscript", "marker": "P.S."}])
-    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
-    eos = byte_tokenizer().eos_token
-    closer = Closer(matcher, [list(text.encode()) for text in compiled.closings], {eos})
+    matcher, closer, eos = _closer_over_bytes(compile_constraints(
+        [{"type": "bullet_count", "value": 2}, {"type": "postscript", "marker": "P.S."}]))
     assert matcher.consume_tokens(list(b"Tips:\n* one"))
     assert closer.instead_of(eos, 100) == list(b"\n* ")
     assert matcher.consume_tokens(list(b"\n* two"))
@@ -373,15 +374,9 @@ def test_a_bullet_closing_is_passed_over_once_the_count_is_reached():
 
 
 def test_a_section_closing_is_passed_over_once_the_last_section_is_written():
-    import llguidance
-
-    from chorus.runtime.guidance import Closer, byte_tokenizer, parser_limits
-
-    compiled = compile_constraints([{"type": "numbered_sections", "marker": "SECTION",
-                                     "value": 2}, {"type": "postscript", "marker": "P.S."}])
-    matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
-    eos = byte_tokenizer().eos_token
-    closer = Closer(matcher, [list(text.encode()) for text in compiled.closings], {eos})
+    matcher, closer, eos = _closer_over_bytes(compile_constraints(
+        [{"type": "numbered_sections", "marker": "SECTION", "value": 2},
+         {"type": "postscript", "marker": "P.S."}]))
     assert matcher.consume_tokens(list(b"SECTION 1\nWhy."))
     assert closer.instead_of(eos, 100) == list(b"\n\nSECTION 2")
     assert matcher.consume_tokens(list(b"\n\nSECTION 2\nHow."))
