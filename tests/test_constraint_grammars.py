@@ -43,6 +43,10 @@ SAMPLES = [
     {"type": "character_count", "relation": "at_least", "value": 20},
     {"type": "character_count", "relation": "exactly", "value": 1},
     {"type": "paragraph_count", "relation": "exactly", "value": 2},
+    {"type": "sentence_count", "relation": "exactly", "value": 2},
+    {"type": "sentence_count", "relation": "at_most", "value": 3},
+    {"type": "sentence_count", "relation": "at_least", "value": 2},
+    {"type": "sentence_count", "relation": "at_most", "value": 0},
     {"type": "paragraph_count", "relation": "at_most", "value": 1},
     {"type": "paragraph_count", "relation": "at_least", "value": 3},
     {"type": "nth_paragraph_first_word", "paragraphs": 2, "n": 2, "word": "yet"},
@@ -224,12 +228,48 @@ def test_a_preferred_option_that_does_not_fit_gives_way_to_the_next():
     assert accepts(compiled.grammar, "Dear Jo, <<my title>> and more")
 
 
+_SENTENCE_PIECES = ["Tea", "is", "a", "x", "3", " ", " ", ". ", ".", "!", "?", "…", "\n",
+                    "\n\n", " \n ", '"', "(", "e.g.", "U.S.", "-", "* ", "# ", "1. ", "***",
+                    "\t", ",", "\u00a0", "\u3002", "<<T>>", "P.S."]
+
+
+@pytest.mark.parametrize("relation", ["exactly", "at_most", "at_least"])
+def test_sentence_counts_compile_to_prose_the_checker_counts_alike(relation):
+    """The grammar is a subset: lines open with a letter (no markdown line), and a stop
+    inside a sentence is followed by a digit or a closing mark; every text it accepts has
+    the count, by the checker's own rule (random texts of sentence pieces)."""
+    rng = random.Random(11)
+    accepted = 0
+    for value in (0, 1, 2, 3):
+        constraint = parse_constraint({"type": "sentence_count", "relation": relation,
+                                       "value": value})
+        grammar = _grammar(constraint.grammars(LATIN)[0])
+        for _ in range(1500):
+            text = "".join(rng.choice(_SENTENCE_PIECES) for _ in range(rng.randint(1, 12)))
+            if accepts(grammar, text):
+                accepted += 1
+                assert constraint.check(text).passed, (text, constraint.check(text).feedback)
+    assert accepted >= 100, "too few accepted texts to say anything"
+    # A model held back from ending writes on into the next sentence: no closing needed,
+    # and the count is compiled into every answer's grammar.
+    compiled = compile_constraints([{"type": "sentence_count", "relation": relation,
+                                     "value": 2}])
+    assert compiled.compiled == (0,) and compiled.closings == ()
+    two = _grammar(parse_constraint({"type": "sentence_count", "relation": "exactly",
+                                     "value": 2}).grammars(LATIN)[0])
+    for text in ["It is 3.5 km. Go on!", "<<Tea>>\n\nTea is hot.", "P.S. Call me.",
+                 'He said "Yes." Then he left. Fine.\n', "The U.S.A is big. Read it"]:
+        assert accepts(two, text), text
+    for text in ["It ends.here. Then more.", "- a bullet. Two.", "One. Two. Three.",
+                 "One.\n# Two."]:
+        assert not accepts(two, text), text
+
+
 def test_constraints_needing_content_are_refined_unless_asked_for():
     data = [{"type": "include_keywords", "keywords": ["tea"]}, {"type": "lowercase"}]
     assert compile_constraints(data).left == {0: NEEDS_CONTENT}
     assert compile_constraints(data, needs_content=True).compiled == (0, 1)
-    assert compile_constraints([{"type": "sentence_count", "relation": "exactly",
-                                 "value": 2}]).left == {0: NOT_EXPRESSIBLE}
+    assert compile_constraints([{"type": "json_format"}]).left == {0: NOT_EXPRESSIBLE}
 
 
 def test_constraints_a_closing_leads_into_compile_with_the_refusals_as_fallback():
@@ -280,7 +320,8 @@ def _closer_over_bytes(compiled):
     {"type": "paragraph_count", "relation": "exactly", "value": 3},
     {"type": "paragraph_count", "relation": "at_least", "value": 2},
     {"type": "numbered_sections", "marker": "SECTION", "value": 2},
-    {"type": "two_responses", "separator": "******"}])
+    {"type": "two_responses", "separator": "******"},
+    {"type": "highlighted_sections", "value": 2}, {"type": "placeholders", "value": 2}])
 def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(data):
     """What a Closer does: wherever the model ends too early, the first closing the grammar
     accepts is written and a little more text follows, until the grammar lets it end; the
@@ -295,7 +336,9 @@ def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(dat
         closing = bytes(closer.instead_of(eos, 100)).decode()
         if not closing:  # the grammar lets the model end
             break
-        more = f"{number} more words" if closing.endswith(" ") else " more words"
+        # What a model might write next: words, closing what the closing opened.
+        more = {" ": f"More words {number}.", "*": "more words**",
+                "[": "more words]"}.get(closing[-1], " more words")
         if accepts(compiled.grammar, text + closing):
             more = ""
         assert matcher.consume_tokens(list((closing + more).encode()))
@@ -371,6 +414,17 @@ def test_a_bullet_closing_is_passed_over_once_the_count_is_reached():
     assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")
     # nor may a marker open another line before spaces (Qwen wrote spaces to its budget)
     assert matcher.validate_tokens(list(b"\n-  ")) == len(b"\n-")
+
+
+def test_closings_still_accepted_once_met_come_after_the_others():
+    """At least 1 placeholder: "\n[" is accepted however many there are, so the closer,
+    which writes the first closing accepted, tries it only after the P.S.'s."""
+    compiled = compile_constraints([{"type": "placeholders", "value": 1},
+                                    {"type": "postscript", "marker": "P.S."}])
+    assert compiled.closings == ("\n\nP.S.", "\n[")
+    matcher, closer, eos = _closer_over_bytes(compiled)
+    assert matcher.consume_tokens(list(b"Dear [name], see you."))
+    assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")
 
 
 def test_a_section_closing_is_passed_over_once_the_last_section_is_written():

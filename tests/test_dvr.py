@@ -66,6 +66,8 @@ def test_a_refinement_is_held_to_the_content_it_asks_for(tiny):
     assert not accepts(request.output.source, "a note.")
     assert not accepts(request.output.source, "A note about tea.")  # lowercase still holds
     assert accepts(outcome.output.source, "a note.")  # the answer's grammar is unchanged
+    # Where the refinement fails under it, the answer's own grammar comes next.
+    assert request.output.fallback_output() == outcome.output
     free = DivideVerifyRefine(tiny, construct=False)
     outcome = free.start(Division("Write a note about tea.", constraints[1:]), "a note.")
     assert free.refinements(outcome)[0].output is None
@@ -219,7 +221,7 @@ def test_the_dvr_graph_decodes_its_first_answer_under_the_grammar(tiny, tmp_path
 
 def test_chorus_generate_with_constraints(tiny_model_dir, tmp_path):
     constraints = [{"type": "lowercase"}, {"type": "no_commas"},
-                   {"type": "sentence_count", "relation": "at_most", "value": 40}]
+                   {"type": "response_language", "language": "en"}]
     done = _chorus("generate", "Say hello.", "--model", str(tiny_model_dir), "--dtype",
                    "float32", "--max-new-tokens", "12", "--json",
                    "--constraints", json.dumps({"constraints": constraints}))

@@ -3,6 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
+from chorus.runtime.guidance import Closer
 from chorus.runtime.rows import RowTracker, repeated_line_start, repetition_start
 from chorus.runtime.types import GenerationRequest
 
@@ -89,6 +90,26 @@ def test_a_grammar_that_bounds_words_keeps_tokens_for_its_closing_before_they_ru
             tracker.advance(row, token)
     assert tracker.budget_left(1) == 100 - len(b"one two three four five six")
     assert tracker.budget_left(0) == int(4 * RowTracker.TOKENS_PER_WORD)
+
+
+def test_a_grammar_that_bounds_sentences_brings_its_closing_while_two_are_left():
+    """Under "at most 4 sentences" and a P.S., the closing comes after the second sentence:
+    "P.S." is a sentence of its own, and its note another."""
+    from chorus.checks.compiling import compile_constraints
+
+    compiled = compile_constraints([{"type": "sentence_count", "relation": "at_most",
+                                     "value": 4}, {"type": "postscript", "marker": "P.S."}])
+    assert compiled.compiled == (0, 1) and compiled.output.sentence_limit == 4
+    request = GenerationRequest(messages="x", max_new_tokens=100, output=compiled.output)
+    tracker = RowTracker([request], matchers=[None], eos_ids=set(),
+                         decode=lambda ids: bytes(ids).decode(), on_text=None)
+    lefts = []
+    for token in b"One is here. Two is here. Three":
+        tracker.advance(0, token)
+        lefts.append(tracker.budget_left(0))
+    reserve = Closer.RESERVE
+    assert all(left > reserve for left in lefts[:len("One is here. Two is here")])
+    assert all(left <= reserve for left in lefts[len("One is here. Two is here."):])
 
 
 def _bullet_tracker(*, rewind_loops: bool) -> RowTracker:

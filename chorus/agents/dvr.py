@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chorus.agents.dividing import Division, divide
@@ -304,15 +304,19 @@ class DivideVerifyRefine:
     def _refinement_output(self, outcome: DvrOutcome, index: int) -> Lark | None:
         """What a refinement of constraint `index` is decoded under: the answer's grammar,
         with that constraint compiled in where the answer's grammar left it out for needing
-        content the model may never write (a keyword, a highlight). Unasked, a small model
-        that never writes it loops to its budget; asked by name, it mostly does, and is then
-        held to it. A refinement that fails under it falls back as any other (`generate`)."""
+        content the model may never write (a keyword, words in capitals). Unasked, a small
+        model that never writes it loops to its budget; asked by name, it mostly does, and
+        is then held to it. A refinement that fails under it falls back to the answer's
+        grammar, with its closings, before the refusals alone (`generate`)."""
         constraint = outcome.constraints[index]
         if not self.construct or index in outcome.compiled or not constraint.needs_content():
             return outcome.output
         compiled = compile_constraints(outcome.constraints, needs_content=self.needs_content,
                                        required={index})
-        return compiled.output if index in compiled.compiled else outcome.output
+        output = compiled.output
+        if index not in compiled.compiled or output is None:
+            return outcome.output
+        return replace(output, fallback=outcome.output or output.fallback)
 
     def pick(self, outcome: DvrOutcome, texts: Sequence[str]) -> str:
         """The candidate passing most constraints; among equals, one that fixes the target."""
@@ -381,7 +385,7 @@ class DivideVerifyRefine:
         # A constrained row that failed (it looped, or its budget ended before the grammar
         # was satisfied) is answered again: a greedy one sampled under the same grammar
         # (greedy decoding that looped once loops again, a sample mostly does not), a
-        # sampled one under its fallback (the refusals alone), else as free text: a cut-off
+        # sampled one under its fallback (a looser grammar), else as free text: a cut-off
         # answer is no start for refinement. Refinements are samples already, `candidates`
         # of them, so a failed one is not drawn again.
         requests = list(requests)
@@ -406,5 +410,5 @@ class DivideVerifyRefine:
             return request.model_copy(update=sampled), "sampled under the same grammar"
         output = request.output
         fallback = output.fallback_output() if isinstance(output, Lark) else None
-        way = "under the refusals' grammar" if fallback else "without the grammar"
+        way = "under a looser grammar" if fallback else "without the grammar"
         return request.model_copy(update={"output": fallback}), way

@@ -78,9 +78,21 @@ class BaseConstraint(BaseModel):
         bullet, a paragraph; [] where no text does (a keyword has no place of its own)."""
         return []
 
+    def closings_stay_open(self) -> bool:
+        """Whether its grammar still accepts its closings once it is met (at least N
+        highlights: one more is always allowed). The closer writes the first closing the
+        grammar accepts, so these come after the others: else the model is led into a
+        fourth highlight where a P.S. is due."""
+        return False
+
     def word_limit(self) -> int | None:
         """The most words a response that meets it may hold; None where it sets no bound.
         A grammar with closings brings them before the words run out (`Lark.word_limit`)."""
+        return None
+
+    def sentence_limit(self) -> int | None:
+        """The most sentences a response that meets it may hold; None where it sets no
+        bound (`Lark.sentence_limit`, as `word_limit`)."""
         return None
 
     def grammars(self, alphabet: Alphabet) -> list[str]:

@@ -42,24 +42,27 @@ class CompiledConstraints:
     closings: tuple[str, ...] = ()  # what leads the model into what the grammar needs
     fallback: str | None = None  # the grammar of the refusals alone, where that differs
     word_limit: int | None = None  # the most words the grammar allows, where it bounds them
+    sentence_limit: int | None = None  # likewise sentences
 
     @property
     def output(self) -> Lark | None:
         if not self.grammar:
             return None
-        return Lark(self.grammar, self.closings, self.fallback, self.word_limit)
+        return Lark(self.grammar, self.closings, self.fallback, self.word_limit,
+                    self.sentence_limit)
 
     def to_state(self) -> dict[str, Any]:
         """What decoding needs again, JSON-able (a run's checkpointed state keeps it)."""
         return {"grammar": self.grammar, "compiled": list(self.compiled),
                 "closings": list(self.closings), "fallback": self.fallback,
-                "word_limit": self.word_limit}
+                "word_limit": self.word_limit, "sentence_limit": self.sentence_limit}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CompiledConstraints:
         return cls(grammar=state.get("grammar"), compiled=tuple(state.get("compiled", ())),
                    closings=tuple(state.get("closings", ())), fallback=state.get("fallback"),
-                   word_limit=state.get("word_limit"))
+                   word_limit=state.get("word_limit"),
+                   sentence_limit=state.get("sentence_limit"))
 
 
 def grammar_of(expressions: Sequence[str], alphabet: Alphabet) -> str:
@@ -85,14 +88,20 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
     for index, reason in chosen.left.items():
         if reason != NEEDS_CONTENT:
             log.info("constraint %s left to refinement: %s", parsed[index].type, reason)
-    closings = tuple(text for index in chosen.compiled for text in parsed[index].closings())
+    # Closings the grammar refuses once their constraint is met first (see
+    # `BaseConstraint.closings_stay_open`); in the constraints' order otherwise.
+    ordered = sorted(chosen.compiled, key=lambda index: parsed[index].closings_stay_open())
+    closings = tuple(text for index in ordered for text in parsed[index].closings())
     fallback = None
     if any(parsed[index].needs_content() for index in chosen.compiled):
         fallback = _compile(parsed, lambda _, constraint: not constraint.needs_content()).grammar
-    limits = [limit for index in chosen.compiled
-              if (limit := parsed[index].word_limit()) is not None]
+    def least(limit: str) -> int | None:  # the tightest bound of the compiled constraints
+        return min((value for index in chosen.compiled
+                    if (value := getattr(parsed[index], limit)()) is not None), default=None)
+
     return replace(chosen, closings=closings, fallback=fallback,
-                   word_limit=min(limits, default=None), seconds=time.perf_counter() - started)
+                   word_limit=least("word_limit"), sentence_limit=least("sentence_limit"),
+                   seconds=time.perf_counter() - started)
 
 
 def _compile(parsed: list[BaseConstraint], wanted: Callable[[int, BaseConstraint], bool]

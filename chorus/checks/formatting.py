@@ -201,6 +201,14 @@ class HighlightedSections(BaseConstraint):
     def needs_content(self) -> bool:
         return self.value > 0
 
+    def closings(self) -> list[str]:
+        # A bold lead-in on a line of its own ("**In short**: ..."), where the model would
+        # end with too few highlights.
+        return ["\n\n**"] if self.value else []
+
+    def closings_stay_open(self) -> bool:
+        return True
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         # '*' appears only in highlights, so the checker pairs them as the grammar does.
         # '- ' bullets stay possible; '* ' bullets are not.
@@ -228,6 +236,13 @@ class Placeholders(BaseConstraint):
 
     def needs_content(self) -> bool:
         return self.value > 0
+
+    def closings(self) -> list[str]:
+        # A line opening with a placeholder, as a letter's "[Your Name]".
+        return ["\n["] if self.value else []
+
+    def closings_stay_open(self) -> bool:
+        return True
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         # Brackets appear only around placeholders, and none is followed by '(' (a link).

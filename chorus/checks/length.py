@@ -79,6 +79,43 @@ def _paragraphs(alphabet: patterns.Alphabet, relation: str, value: int,
     return f"{edges[0]}{_counted_units(paragraph, gap, '', relation, value)}{edges[1]}"
 
 
+def _sentences(alphabet: patterns.Alphabet, relation: str, value: int) -> str:
+    """Responses of `value` sentences (by the relation) as `base.sentences` counts them, in
+    plain prose: every line opens with a letter (after spaces and up to two of ( " ' < * ¿
+    ...), so no line is a markdown header, list item or rule; a sentence ends at a run of
+    . ! ? … followed by whitespace, or at a blank line; inside one, a stop is followed
+    directly by a digit or a closing mark only, or by a capital in initials (3.5, "Yes.",
+    P.S.). A subset of what the checker counts alike, regular, and the shape of an answer
+    asked for in sentences."""
+    stops = ".!?…。！？"  # the CJK marks end a sentence wherever they stand: never written
+    space, any_space = alphabet.line_space, alphabet.space
+    end = "[.!?\\x{2026}]+"
+    inner = alphabet.where("sentence inner", lambda c: c not in stops and c != "\n")
+    # After a stop inside a sentence: a digit (3.5) or a closing mark ("Yes." *Go.*); not
+    # a letter, which let the model glue sentences on where the count was reached
+    # ("network.ich").
+    glued = alphabet.where("after a stop inside a sentence",
+                           lambda c: c.isdigit() or c in "\"'”’)]»*_")
+    letter = alphabet.where("letter", str.isalpha)
+    upper = alphabet.where("upper", str.isupper)
+    # Openers never make a markdown marker, which needs a space after it ("* ", "# ").
+    opener = alphabet.where("sentence opener", lambda c: c in "(\"'“‘¿¡«[<*_")
+    start = f"{opener}{{0,2}}(?:{upper}\\.)*{letter}"  # "P.S. ...", "U.S. ..."
+    initials = f"{upper}(?:\\.{upper})+"
+    body = f"{start}(?:{inner}|{end}{glued}|{initials}|\\n{space}*{start})*"
+    # A sentence ended by its stop is followed by any whitespace; one without a stop ends
+    # its paragraph (a blank line after it).
+    item = f"(?:{body}{end}{any_space}+|{body}{space}*\\n(?:{space}*\\n)+{space}*)"
+    last = f"{body}(?:{end})?"
+    edge = f"{any_space}*"
+    if not value:
+        return edge
+    counted = {"at_most": f"(?:(?:{item}){{0,{value - 1}}}{last})?",
+               "at_least": f"(?:{item}){{{value - 1},}}{last}",
+               "exactly": f"(?:{item}){{{value - 1}}}{last}"}[relation]
+    return f"{edge}{counted}{edge}"
+
+
 class WordCount(BaseConstraint):
     type: Literal["word_count"] = "word_count"
     relation: Relation
@@ -113,6 +150,17 @@ class SentenceCount(BaseConstraint):
     def describe(self) -> str:
         return f"Answer in {relation_text(self.relation, self.value, 'sentence')}."
 
+    # No `needs_content`: a model held back from ending before the count writes on, and
+    # whatever it writes next is the next sentence; no text need lead it there.
+
+    def sentence_limit(self) -> int | None:
+        return None if self.relation == "at_least" else self.value
+
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        if self.relation == "at_least" and not self.value:
+            return [patterns.token(alphabet.text())]
+        return [patterns.token(_sentences(alphabet, self.relation, self.value))]
+
 
 class ParagraphCount(BaseConstraint):
     type: Literal["paragraph_count"] = "paragraph_count"
@@ -132,6 +180,9 @@ class ParagraphCount(BaseConstraint):
 
     def closings(self) -> list[str]:
         return ["\n\n"] if self.needs_content() else []
+
+    def closings_stay_open(self) -> bool:
+        return self.relation == "at_least"
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         if self.relation == "at_least" and not self.value:

@@ -254,21 +254,24 @@ class Lark:
     `closings`: texts a local backend writes where the model would end before the grammar
     is complete, the first one the grammar accepts whole ("\n\nP.S." for a postscript the
     model never starts). A grammar that needs something written holds the model until its
-    budget runs out otherwise. `fallback`: a grammar to decode under instead when this one
-    fails all the same (the budget ended first), None for free text. `word_limit`: the most
-    words the grammar allows, where it bounds them: the closings then come while words are
-    left for what they lead into, not only when the token budget runs low."""
+    budget runs out otherwise. `fallback`: what to decode under instead when this one
+    fails all the same (the budget ended first): a grammar, or a `Lark` with its own
+    closings and fallback; None for free text. `word_limit`, `sentence_limit`: the most
+    words, sentences the grammar allows, where it bounds them: the closings then come while
+    words and sentences are left for what they lead into, not only when the token budget
+    runs low."""
 
     source: str
     closings: tuple[str, ...] = ()
-    fallback: str | None = None
+    fallback: str | Lark | None = None
     word_limit: int | None = None
+    sentence_limit: int | None = None
 
     def __post_init__(self) -> None:
         from chorus.runtime.guidance import grammar_problem
 
         for source in (self.source, self.fallback):
-            problem = grammar_problem(source) if source is not None else ""
+            problem = grammar_problem(source) if isinstance(source, str) else ""
             if problem:
                 raise UnsupportedSchemaError(f"Grammar cannot be used: {problem}")
         object.__setattr__(self, "closings", tuple(self.closings))
@@ -280,7 +283,9 @@ class Lark:
 
     def fallback_output(self) -> Lark | None:
         """What to decode under where this grammar failed (None: free text)."""
-        return Lark(self.fallback) if self.fallback is not None else None
+        if isinstance(self.fallback, str):
+            return Lark(self.fallback)
+        return self.fallback
 
     def grammar(self) -> str:
         return self.source

@@ -8,6 +8,7 @@ its validated `GenerationResult`. It knows no tensors, so backends without torch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from chorus.errors import ChorusError, InvalidOutputError, OutputTruncatedError
@@ -31,6 +32,7 @@ def repeated_line_start(text: str) -> int | None:
 # least 4 back-to-back copies of a piece of 2-40 characters holding a letter or digit, 20
 # characters or more in all ("ha ha ha ha" and "--------" are left alone).
 _LOOP_COPIES, _LOOP_CHARS, _LOOP_PERIOD = 4, 20, 40
+_SENTENCE_END = re.compile(r"[.!?…]+(?=\s)")  # as the checkers read it, about
 
 
 def looping_start(text: str) -> int | None:
@@ -66,6 +68,9 @@ class RowTracker:
     MAX_REWINDS = 8
     # tokens per word of English prose, about, in BPE vocabularies of 49k-152k entries
     TOKENS_PER_WORD = 1.4
+    # tokens per sentence, taken so that with the Closer's reserve (32) the closings come
+    # while 2 sentences are left
+    TOKENS_PER_SENTENCE = 24
 
     def __init__(self, requests: list[GenerationRequest], *, matchers: list,
                  eos_ids: set[int], decode: Callable[[list[int]], str],
@@ -130,13 +135,20 @@ class RowTracker:
 
     def budget_left(self, row: int) -> int:
         """The tokens row `row` may still write: the rest of its budget, or fewer where its
-        grammar bounds the words (`Lark.word_limit`; words estimated by spaces, tokens by
-        `TOKENS_PER_WORD`), so that a closing comes while words are left for it."""
+        grammar bounds the words or sentences (`Lark.word_limit`, `Lark.sentence_limit`),
+        so that a closing comes while words and sentences are left for it. Words are
+        estimated by spaces, sentences by stops before a space, tokens by `TOKENS_PER_WORD`
+        and `TOKENS_PER_SENTENCE`; one sentence is kept back beyond the closing's own (a
+        "P.S." is a sentence by itself, and its note another)."""
         left = self.budgets[row] - len(self.token_ids[row])
-        limit = getattr(self.requests[row].output, "word_limit", None)
-        if limit is not None:
-            words_left = limit - len(self.texts[row].split())
-            left = min(left, int(words_left * self.TOKENS_PER_WORD))
+        output, text = self.requests[row].output, self.texts[row]
+        words = getattr(output, "word_limit", None)
+        if words is not None:
+            left = min(left, int((words - len(text.split())) * self.TOKENS_PER_WORD))
+        sentences = getattr(output, "sentence_limit", None)
+        if sentences is not None:
+            ended = len(_SENTENCE_END.findall(text))
+            left = min(left, (sentences - ended - 1) * self.TOKENS_PER_SENTENCE)
         return left
 
     def _rewind(self, row: int, cut: int) -> bool:
