@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import chorus
-from chorus.errors import AdapterError, ModelLoadError
+from chorus.errors import AdapterError, ModelLoadError, UnsupportedSchemaError
 from chorus.runtime import GenerationRequest, Regex
 from chorus.runtime.embedded import EMBEDDED
 from chorus.runtime.library import SHIPPED
@@ -272,3 +272,13 @@ def test_the_vocabulary_is_read_once_per_model_file(tmp_path, smol_llama):
     assert cached_pieces(tmp_path, sha, llama_cpp, vocab) == pieces
     assert stored.read_bytes() == whole
     assert any(piece.startswith(b"\xff<|im_start|>") for piece in pieces)  # marked special
+
+
+def test_a_row_whose_grammar_cannot_be_enforced_fails_alone_in_its_batch(smol_llama):
+    bad = {"type": "string", "pattern": "(?=a)b"}
+    results = smol_llama.generate_batch([
+        GenerationRequest(messages=QUESTION, max_new_tokens=3, output=bad),
+        GenerationRequest(messages=QUESTION, max_new_tokens=3)])
+    assert "look" in results[0].error and results[1].error is None
+    with pytest.raises(UnsupportedSchemaError):
+        smol_llama.generate(QUESTION, max_new_tokens=3, output=bad)

@@ -298,6 +298,21 @@ def test_a_schema_llguidance_cannot_enforce_is_unsupported(tiny: chorus.Model, s
     assert as_output(schema) not in tiny.backend.grammars
 
 
+def test_a_row_whose_grammar_cannot_be_enforced_fails_alone_in_its_batch(tiny: chorus.Model):
+    """DVR compiles grammars against bytes; one the model's vocabulary cannot carry (the
+    lexer's fuel on 151k tokens) must fail its row, not the batch of 36 answers."""
+    bad = {"type": "string", "pattern": "(?=a)b"}
+    results = tiny.generate_batch([
+        GenerationRequest(messages=PROMPT, max_new_tokens=4),
+        GenerationRequest(messages=PROMPT, max_new_tokens=4, output=bad),
+        GenerationRequest(messages=PROMPT, max_new_tokens=4)])
+    assert results[0].error is None and results[2].error is None
+    assert results[0].new_tokens == results[2].new_tokens == 4
+    assert "look" in results[1].error and results[1].text == ""
+    with pytest.raises(UnsupportedSchemaError):
+        results[1].raise_for_error()
+
+
 def test_an_invalid_schema_is_rejected_before_generation(tiny: chorus.Model):
     with pytest.raises(UnsupportedSchemaError, match="type"):
         tiny.generate(PROMPT, output={"type": "nope"}, max_new_tokens=5)

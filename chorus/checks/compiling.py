@@ -95,6 +95,7 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
     fallback = None
     if any(parsed[index].needs_content() for index in chosen.compiled):
         fallback = _compile(parsed, lambda _, constraint: not constraint.needs_content()).grammar
+
     def least(limit: str) -> int | None:  # the tightest bound of the compiled constraints
         return min((value for index in chosen.compiled
                     if (value := getattr(parsed[index], limit)()) is not None), default=None)

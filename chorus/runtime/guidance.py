@@ -46,6 +46,9 @@ class GrammarCache:
         self._make_tokenizer = make_tokenizer
         self._llg_tokenizer = None
         self._matchers: OrderedDict[str, object] = OrderedDict()
+        # Outputs found unenforceable, and why: the lexer's precomputation can take 26 s to
+        # give up on a large vocabulary, and a failed row is retried under the same output.
+        self._refused: OrderedDict[str, str] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
 
@@ -57,34 +60,43 @@ class GrammarCache:
 
     def matcher(self, output: OutputType):
         """A fresh matcher for one generation of `output`."""
-        import llguidance
-
         with self._lock:
             pristine = self._matchers.get(output.key)
             if pristine is None:
-                grammar = output.grammar()
-                is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
-                    grammar, self.llg_tokenizer, limits=parser_limits())
-                if is_error:
+                reason = self._refused.get(output.key)
+                if reason is None:
+                    pristine, reason = self._build(output.grammar())
+                if pristine is None:
+                    self._remember(self._refused, output.key, reason)
                     raise UnsupportedSchemaError(
                         f"Constrained decoding cannot enforce this {type(output).__name__}: "
-                        f"{'; '.join(messages)}"
-                    )
-                # log_level 0: a matcher that fails mid-way says so through is_error(), which
-                # the backends report on the row; llguidance's own print would reach users.
-                pristine = llguidance.LLMatcher(self.llg_tokenizer, grammar, log_level=0,
-                                                limits=parser_limits())
-                if pristine.is_error():
-                    raise UnsupportedSchemaError(
-                        f"Constrained decoding cannot enforce this {type(output).__name__}: "
-                        f"{pristine.get_error()}"
-                    )
-                self._matchers[output.key] = pristine
-                if len(self._matchers) > self._capacity:
-                    self._matchers.popitem(last=False)
+                        f"{reason}")
+                self._remember(self._matchers, output.key, pristine)
             else:
                 self._matchers.move_to_end(output.key)
             return pristine.deep_copy()
+
+    def _build(self, grammar: str) -> tuple[object | None, str]:
+        """The pristine matcher of `grammar`, or None and why llguidance refuses it."""
+        import llguidance
+
+        is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
+            grammar, self.llg_tokenizer, limits=parser_limits())
+        if is_error:
+            return None, "; ".join(messages)
+        # log_level 0: a matcher that fails mid-way says so through is_error(), which the
+        # backends report on the row; llguidance's own print would reach users.
+        pristine = llguidance.LLMatcher(self.llg_tokenizer, grammar, log_level=0,
+                                        limits=parser_limits())
+        if pristine.is_error():
+            return None, pristine.get_error()
+        return pristine, ""
+
+    def _remember(self, cache: OrderedDict, key: str, value: object) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        if len(cache) > self._capacity:
+            cache.popitem(last=False)
 
     def is_special(self, text: str) -> bool:
         """Whether `text` is one special token of the vocabulary (a grammar names it apart:

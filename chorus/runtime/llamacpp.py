@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chorus.errors import AdapterError, ModelLoadError, check_context
+from chorus.errors import AdapterError, ModelLoadError, UnsupportedSchemaError, check_context
 from chorus.paths import chorus_home
 from chorus.runtime.chat_format import ToolSpec, chat_inputs, reply_output
 from chorus.runtime.choosing import NextTokens
@@ -41,7 +41,7 @@ from chorus.runtime.guidance import GrammarCache
 from chorus.runtime.llama_vocab import cached_pieces
 from chorus.runtime.manifest import AdapterManifest, read_manifest
 from chorus.runtime.prompt_cache import MIN_PREFIX, PromptCache, common_prefix
-from chorus.runtime.rows import RowTracker
+from chorus.runtime.rows import RowTracker, refused
 from chorus.runtime.sources import cached_sha256
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
@@ -178,7 +178,10 @@ class LlamaCppBackend:
         check_context(len(tokens), request.max_new_tokens, self.n_ctx)
         request = request.model_copy(update={"output": reply_output(
             request.output, self._format.template, self.grammars.is_special)})
-        matcher = self.grammars.matcher(request.output) if request.output else None
+        try:
+            matcher = self.grammars.matcher(request.output) if request.output else None
+        except UnsupportedSchemaError as error:  # the row fails, its batch goes on
+            return refused(request, error, len(tokens))
         closer = self.grammars.closer(request.output, matcher, self.eos_ids) if matcher else None
         tracker = RowTracker([request], matchers=[matcher], eos_ids=self.eos_ids,
                              decode=_GrowingText(self._piece), on_text=on_text,

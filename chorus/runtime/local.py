@@ -12,14 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from chorus.errors import ChorusError, check_context
+from chorus.errors import ChorusError, UnsupportedSchemaError, check_context
 from chorus.runtime.adapters import AdapterRegistry
 from chorus.runtime.chat_format import render_with_tokenizer, reply_output
 from chorus.runtime.choosing import NextTokens
 from chorus.runtime.continuous import DecodeLoop, Row, RunningBatch
 from chorus.runtime.guidance import GrammarCache
 from chorus.runtime.outputs import reply_prefix
-from chorus.runtime.rows import RowTracker
+from chorus.runtime.rows import RowTracker, refused
 from chorus.runtime.types import GenerationRequest, GenerationResult, TextCallback
 
 
@@ -46,13 +46,19 @@ class LocalBackend:
 
     def generate_batch(self, requests: Sequence[GenerationRequest],
                        on_text: TextCallback | None = None) -> list[GenerationResult]:
+        results: list[GenerationResult | None] = []
         rows = []
         for index, request in enumerate(requests):
             def forward(_row: int, piece: str, index=index) -> None:
                 on_text(index, piece)
 
-            rows.append(self._row(request, forward if on_text else None))
-        return self.decoding.run(rows)
+            try:
+                rows.append(self._row(request, forward if on_text else None))
+                results.append(None)
+            except UnsupportedSchemaError as error:  # the row fails, its batch goes on
+                results.append(refused(request, error))
+        decoded = iter(self.decoding.run(rows) if rows else [])
+        return [result or next(decoded) for result in results]
 
     def _row(self, request: GenerationRequest, on_text: TextCallback | None) -> Row:
         """A request made ready to join the batch; bad input fails here, in its caller."""

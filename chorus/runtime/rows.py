@@ -57,6 +57,17 @@ def repetition_start(text: str) -> int | None:
     return line if line is not None else looping_start(text)
 
 
+def refused(request: GenerationRequest, error: ChorusError,
+            prompt_tokens: int = 0) -> GenerationResult:
+    """The result of a row not decoded at all (its grammar cannot be enforced on this
+    vocabulary): the error is recorded, so that a batch keeps its other rows and
+    `Model.generate` still raises it."""
+    result = GenerationResult(text="", finish_reason="stop", prompt_tokens=prompt_tokens,
+                              new_tokens=0, latency_s=0.0, adapter=request.adapter)
+    result.fail(error)
+    return result
+
+
 def truncated(request: GenerationRequest, text: str) -> OutputTruncatedError:
     return OutputTruncatedError(
         f"Constrained output ran out of tokens (max_new_tokens={request.max_new_tokens}) "
