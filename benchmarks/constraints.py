@@ -1,7 +1,7 @@
 """Constraints met by construction: DVR decoding under the compiled grammar against DVR on free
 text, from the same instructions, on the embedded default model.
 
-Usage: python benchmarks/constraints.py [--per-count N] [--rounds 1] [--out FILE]
+Usage: python benchmarks/constraints.py [--per-count N] [--types T,...] [--rounds 1] [--out FILE]
 Data: benchmarks/data/dvr_eval.jsonl (labelled constraints; 30 instructions per count 1..6).
 
 Both configurations divide with the rules and refine with the same settings; only
@@ -136,8 +136,13 @@ def main() -> None:
     parser.add_argument("--configs", default="free,grammar",
                         help="of free, grammar, all-grammars (also the grammars that need "
                              "the model to write particular content)")
+    parser.add_argument("--types", help="only the instructions with a labelled constraint of "
+                                        "one of these types (comma-separated)")
     args = parser.parse_args()
     rows = sample(load("dvr_eval.jsonl"), args.per_count)
+    if args.types:
+        wanted = set(args.types.split(","))
+        rows = [row for row in rows if wanted & {c["type"] for c in row["constraints"]}]
     compile_s, compiled_share = [], Counter()
     for row in rows:
         compiled = compile_constraints(row["constraints"])

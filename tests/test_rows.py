@@ -149,3 +149,32 @@ def test_a_loop_under_an_incomplete_grammar_is_taken_back_once_per_point():
     for token in text + list(b"ok\n"):
         again.advance(0, token)
     assert again.rewound[0] == 1 and again.reasons[0] == "repetition" and again.finished[0]
+
+
+def test_a_repeated_line_that_completes_the_grammar_is_kept():
+    """Two responses, the second a copy of the first: cut at the repeated line, the answer
+    would lack its second response and fail the grammar it meets whole."""
+    import llguidance
+
+    from chorus.checks.compiling import compile_constraints
+    from chorus.runtime.guidance import byte_tokenizer, parser_limits
+
+    output = compile_constraints([{"type": "two_responses", "separator": "******"}]).output
+    text = "good morning\n******\ngood morning\n"
+
+    def tracked(output) -> RowTracker:
+        matcher = llguidance.LLMatcher(byte_tokenizer(), output.grammar(),
+                                       limits=parser_limits()) if output else None
+        request = GenerationRequest(messages="x", max_new_tokens=200, output=output,
+                                    stop_on_repeated_line=True)
+        tracker = RowTracker([request], matchers=[matcher],
+                             eos_ids={byte_tokenizer().eos_token},
+                             decode=lambda ids: bytes(ids).decode(), on_text=None)
+        feed(tracker, [list(text.encode())])
+        return tracker
+
+    kept = tracked(output)
+    assert (kept.texts[0], kept.reasons[0]) == (text, "stop")
+    assert kept.result(0, 0, 0.0).error is None
+    cut = tracked(None)  # free text: the loop is cut where it begins
+    assert (cut.texts[0], cut.reasons[0]) == ("good morning\n******", "repetition")

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from chorus.checks.patterns import Alphabet
+    from chorus.runtime.nudging import Nudge
 
 Relation = Literal["at_most", "at_least", "exactly"]
 
@@ -94,6 +95,11 @@ class BaseConstraint(BaseModel):
         """The most sentences a response that meets it may hold; None where it sets no
         bound (`Lark.sentence_limit`, as `word_limit`)."""
         return None
+
+    def nudges(self) -> list[Nudge]:
+        """Words it needs written, for the decoder to favour until the text holds them
+        (`chorus.runtime.nudging`): a keyword, words in capitals; [] where it needs none."""
+        return []
 
     def grammars(self, alphabet: Alphabet) -> list[str]:
         """Lark token expressions over the whole response (see `patterns`), most preferred

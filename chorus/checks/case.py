@@ -22,6 +22,7 @@ from chorus.checks.base import (
     relation_text,
     words,
 )
+from chorus.runtime.nudging import Nudge
 
 _EXAMPLES = 3  # offending words quoted in feedback
 
@@ -106,6 +107,15 @@ class CapitalWordFrequency(BaseConstraint):
 
     def needs_content(self) -> bool:
         return self.relation != "at_most" and self.value > 0
+
+    def nudges(self) -> list[Nudge]:
+        # Counted as runs of two capitals or more standing alone, as `capital_words` mostly
+        # counts them (the checker has the last word); a word or two between them, for a
+        # short answer holds few words.
+        if not self.needs_content():
+            return []
+        return [Nudge(pattern=r"(?<![\w'’-])[A-Z]{2,}(?![\w'’-])", times=self.value,
+                      capitals=True, spacing=12)]
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         # The lower bound only: N runs of two capitals or more that stand alone as words

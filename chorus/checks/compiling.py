@@ -22,6 +22,7 @@ from chorus.checks.conflicts import conflicting_pairs
 from chorus.checks.patterns import Alphabet, token
 from chorus.checks.registry import parse_constraint
 from chorus.runtime.guidance import grammar_problem
+from chorus.runtime.nudging import Nudge
 from chorus.runtime.outputs import Lark
 
 log = logging.getLogger(__name__)
@@ -43,26 +44,30 @@ class CompiledConstraints:
     fallback: str | None = None  # the grammar of the refusals alone, where that differs
     word_limit: int | None = None  # the most words the grammar allows, where it bounds them
     sentence_limit: int | None = None  # likewise sentences
+    # words the constraints need, favoured in decoding until written (`BaseConstraint.nudges`)
+    nudges: tuple[Nudge, ...] = ()
 
     @property
     def output(self) -> Lark | None:
         if not self.grammar:
             return None
         return Lark(self.grammar, self.closings, self.fallback, self.word_limit,
-                    self.sentence_limit)
+                    self.sentence_limit, self.nudges)
 
     def to_state(self) -> dict[str, Any]:
         """What decoding needs again, JSON-able (a run's checkpointed state keeps it)."""
         return {"grammar": self.grammar, "compiled": list(self.compiled),
                 "closings": list(self.closings), "fallback": self.fallback,
-                "word_limit": self.word_limit, "sentence_limit": self.sentence_limit}
+                "word_limit": self.word_limit, "sentence_limit": self.sentence_limit,
+                "nudges": [nudge.to_state() for nudge in self.nudges]}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CompiledConstraints:
         return cls(grammar=state.get("grammar"), compiled=tuple(state.get("compiled", ())),
                    closings=tuple(state.get("closings", ())), fallback=state.get("fallback"),
                    word_limit=state.get("word_limit"),
-                   sentence_limit=state.get("sentence_limit"))
+                   sentence_limit=state.get("sentence_limit"),
+                   nudges=tuple(Nudge.from_state(n) for n in state.get("nudges", ())))
 
 
 def grammar_of(expressions: Sequence[str], alphabet: Alphabet) -> str:
@@ -80,11 +85,18 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
     bullets: `BaseConstraint.closings`), compiled into one grammar; with `needs_content`,
     also those with no closing (a keyword), and in any case those `required` (indices: a
     refinement that asks for a keyword holds the model to it). Where the grammar holds any
-    of the latter, the refusals' grammar alone is its `fallback`."""
+    of the latter, the refusals' grammar alone is its `fallback`. The words the constraints
+    need come as `nudges`; where they need some and nothing compiles, the grammar is any
+    text over the alphabet, for the nudges to ride on."""
     started = time.perf_counter()
     parsed = [parse_constraint(constraint) for constraint in constraints]
     chosen = _compile(parsed, lambda index, constraint: needs_content or index in required
                       or not constraint.needs_content() or bool(constraint.closings()))
+    in_conflict = _in_conflict(parsed)
+    nudges = tuple(nudge for index, constraint in enumerate(parsed)
+                   if index not in in_conflict for nudge in constraint.nudges())
+    if chosen.grammar is None and nudges:
+        chosen = replace(chosen, grammar=grammar_of([], _alphabet(parsed)))
     for index, reason in chosen.left.items():
         if reason != NEEDS_CONTENT:
             log.info("constraint %s left to refinement: %s", parsed[index].type, reason)
@@ -102,15 +114,24 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
 
     return replace(chosen, closings=closings, fallback=fallback,
                    word_limit=least("word_limit"), sentence_limit=least("sentence_limit"),
-                   seconds=time.perf_counter() - started)
+                   nudges=nudges, seconds=time.perf_counter() - started)
+
+
+def _in_conflict(parsed: Sequence[BaseConstraint]) -> set[int]:
+    return {k for i, j, _ in conflicting_pairs(parsed) for k in (i, j)}
+
+
+def _alphabet(parsed: Sequence[BaseConstraint]) -> Alphabet:
+    """The characters of a response: Latin, and the script of any language asked for."""
+    return Alphabet.for_languages(tuple(sorted({c.language for c in parsed
+                                                if c.type == "response_language"})))
 
 
 def _compile(parsed: list[BaseConstraint], wanted: Callable[[int, BaseConstraint], bool]
              ) -> CompiledConstraints:
     """The grammar of the `wanted` constraints that compile together, in order."""
-    in_conflict = {k for i, j, _ in conflicting_pairs(parsed) for k in (i, j)}
-    languages = tuple(sorted({c.language for c in parsed if c.type == "response_language"}))
-    alphabet = Alphabet.for_languages(languages)
+    in_conflict = _in_conflict(parsed)
+    alphabet = _alphabet(parsed)
     chosen: list[str] = []
     compiled: list[int] = []
     left: dict[int, str] = {}

@@ -19,12 +19,19 @@ from chorus.checks.base import (
     relation_text,
     times,
 )
+from chorus.runtime.nudging import Nudge
 
 Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 def occurrences(keyword: str, text: str) -> int:
     return len(phrase_pattern(keyword).findall(text))
+
+
+def keyword_nudge(keyword: str, times: int) -> Nudge:
+    """Favour `keyword` until the text holds it `times` times, counted as `occurrences`."""
+    return Nudge(pattern=f"(?i){phrase_pattern(keyword).pattern}", times=times,
+                 words=(keyword,))
 
 
 class IncludeKeywords(BaseConstraint):
@@ -45,6 +52,9 @@ class IncludeKeywords(BaseConstraint):
 
     def needs_content(self) -> bool:
         return True
+
+    def nudges(self) -> list[Nudge]:
+        return [keyword_nudge(keyword, 1) for keyword in self.keywords]
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         return [" & ".join(patterns.token(patterns.occurrences(alphabet, keyword, 1, strict=True))
@@ -89,6 +99,9 @@ class KeywordFrequency(BaseConstraint):
 
     def needs_content(self) -> bool:
         return self.relation != "at_most" and self.value > 0
+
+    def nudges(self) -> list[Nudge]:
+        return [keyword_nudge(self.keyword, self.value)] if self.needs_content() else []
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         parts = []

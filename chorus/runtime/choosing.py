@@ -2,8 +2,9 @@
 
 First what the row's grammar forces (a JSON key, the rest of a tool's name), which needs no
 logits; else a closing where the model would end before its grammar allows
-(`guidance.Closer`); else the model's own choice: greedy, or nucleus sampling from the
-row's seeded generator, under the grammar's mask where the grammar refuses it.
+(`guidance.Closer`); else the model's own choice, its logits raised toward words the text
+still needs (`nudging.Nudger`): greedy, or nucleus sampling from the row's seeded
+generator, under the grammar's mask where the grammar refuses it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ from collections.abc import Callable
 import numpy as np
 
 from chorus.runtime.guidance import allowed_tokens
+from chorus.runtime.nudging import Nudger
 from chorus.runtime.types import GenerationRequest
 
 
 class NextTokens:
     def __init__(self, request: GenerationRequest, matcher, closer, *,
-                 budget_left: Callable[[], int], bitmask: np.ndarray):
+                 budget_left: Callable[[], int], bitmask: np.ndarray,
+                 nudger: Nudger | None = None, text: Callable[[], str] = str):
         """`budget_left`: the row's new tokens still allowed; `bitmask`: scratch space of
-        (vocabulary + 31) // 32 int32 words for the grammar's masks."""
+        (vocabulary + 31) // 32 int32 words for the grammar's masks; `text`: the row's text
+        so far, which `nudger` reads."""
         self.matcher = matcher
         self.closer = closer
+        self.nudger = nudger
+        self.text = text
         self.temperature = request.temperature
         self.top_p = request.top_p
         self.random = np.random.default_rng(request.seed) if request.temperature > 0 else None
@@ -39,6 +45,8 @@ class NextTokens:
 
     def chosen(self, logits: np.ndarray) -> list[int]:
         """The tokens to write from these next-token logits: a closing, or one token."""
+        if self.nudger is not None:
+            logits = self.nudger.bias(logits, self.text())
         if self.closer is not None:
             closing = self.closer.instead_of(int(np.argmax(logits)), self.budget_left())
             if closing:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from chorus.errors import UnsupportedSchemaError
+from chorus.runtime.nudging import Nudger, NudgeTokens
 from chorus.runtime.outputs import OutputType
 
 # Fuel for llguidance's lexer, spent building regex derivatives (50k units a millisecond).
@@ -51,6 +52,7 @@ class GrammarCache:
         self._refused: OrderedDict[str, str] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
+        self._nudge_tokens = NudgeTokens(lambda: self.llg_tokenizer)
 
     @property
     def llg_tokenizer(self):
@@ -111,6 +113,11 @@ class GrammarCache:
             return None
         tokenize = self.llg_tokenizer.tokenize_str
         return Closer(matcher, [tokenize(text) for text in closings], eos_ids)
+
+    def nudger(self, output: OutputType) -> Nudger | None:
+        """The `Nudger` of one generation of `output` (None where it has no nudges)."""
+        nudges = getattr(output, "nudges", ())
+        return Nudger(nudges, self._nudge_tokens) if nudges else None
 
     def __contains__(self, output: OutputType) -> bool:
         return output.key in self._matchers

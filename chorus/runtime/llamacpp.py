@@ -187,7 +187,9 @@ class LlamaCppBackend:
                              decode=_GrowingText(self._piece), on_text=on_text,
                              rewind_loops=closer is not None)
         chooser = NextTokens(request, matcher, closer, bitmask=self._bitmask,
-                             budget_left=lambda: tracker.budget_left(0))
+                             budget_left=lambda: tracker.budget_left(0),
+                             nudger=self.grammars.nudger(request.output),
+                             text=lambda: tracker.texts[0])
         started = time.perf_counter()
         switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
         self._prefill(request.adapter, tokens)

@@ -79,7 +79,9 @@ class LocalBackend:
         for token in prefix:
             tracker.advance(0, token)
         chooser = NextTokens(request, matcher, closer, bitmask=self._bitmask,
-                             budget_left=lambda: tracker.budget_left(0))
+                             budget_left=lambda: tracker.budget_left(0),
+                             nudger=self.grammars.nudger(request.output),
+                             text=lambda: tracker.texts[0])
         return Row(request, prompt + prefix, len(prompt), adapter, tracker, chooser)
 
     def _tokens(self, text: str) -> list[int]:

@@ -21,6 +21,7 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from chorus.errors import InvalidOutputError, UnsupportedSchemaError
+from chorus.runtime.nudging import Nudge
 
 # Keywords under which a JSON Schema nests schemas that stand alone, so closing them keeps
 # their meaning. Under allOf, if/then/else, not or contains a schema is combined with
@@ -259,13 +260,15 @@ class Lark:
     closings and fallback; None for free text. `word_limit`, `sentence_limit`: the most
     words, sentences the grammar allows, where it bounds them: the closings then come while
     words and sentences are left for what they lead into, not only when the token budget
-    runs low."""
+    runs low. `nudges`: words the text still needs, favoured by a small bias on the logits
+    until it holds them (chorus.runtime.nudging), whether the grammar requires them or not."""
 
     source: str
     closings: tuple[str, ...] = ()
     fallback: str | Lark | None = None
     word_limit: int | None = None
     sentence_limit: int | None = None
+    nudges: tuple[Nudge, ...] = ()
 
     def __post_init__(self) -> None:
         from chorus.runtime.guidance import grammar_problem
@@ -275,16 +278,17 @@ class Lark:
             if problem:
                 raise UnsupportedSchemaError(f"Grammar cannot be used: {problem}")
         object.__setattr__(self, "closings", tuple(self.closings))
+        object.__setattr__(self, "nudges", tuple(self.nudges))
 
     @property
     def key(self) -> str:
-        # The matcher is the grammar's alone: closings and fallback do not change it.
+        # The matcher is the grammar's alone: closings, fallback and nudges do not change it.
         return _key("lark", self.source)
 
     def fallback_output(self) -> Lark | None:
         """What to decode under where this grammar failed (None: free text)."""
         if isinstance(self.fallback, str):
-            return Lark(self.fallback)
+            return Lark(self.fallback, nudges=self.nudges)
         return self.fallback
 
     def grammar(self) -> str:

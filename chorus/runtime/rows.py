@@ -132,6 +132,11 @@ class RowTracker:
             cut = repetition_start(text)
             if cut is not None and self._rewind(row, cut):
                 return
+            if cut is not None and self._cut_breaks_grammar(row, text[:cut].rstrip()):
+                # Complete with its repeated line and not without it (two responses, the
+                # second a copy of the first): it ends as it is, a valid answer.
+                self._finish(row, "stop")
+                return
             if cut is not None:
                 self.texts[row] = text[:cut].rstrip()
                 self._finish(row, "repetition")
@@ -161,6 +166,17 @@ class RowTracker:
             ended = len(_SENTENCE_END.findall(text))
             left = min(left, (sentences - ended - 1) * self.TOKENS_PER_SENTENCE)
         return left
+
+    def _cut_breaks_grammar(self, row: int, kept: str) -> bool:
+        """Whether row `row`'s grammar, complete at its whole text, refuses `kept`."""
+        matcher, output = self.matchers[row], self.requests[row].output
+        if matcher is None or output is None or not matcher.is_accepting():
+            return False
+        try:
+            output.parse(kept)
+        except ChorusError:
+            return True
+        return False
 
     def _rewind(self, row: int, cut: int) -> bool:
         """Take back the tokens of a constrained row's loop, which begins at character
