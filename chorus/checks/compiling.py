@@ -90,13 +90,16 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
     text over the alphabet, for the nudges to ride on."""
     started = time.perf_counter()
     parsed = [parse_constraint(constraint) for constraint in constraints]
+    in_conflict = {k for i, j, _ in conflicting_pairs(parsed) for k in (i, j)}
+    languages = tuple(sorted({c.language for c in parsed if c.type == "response_language"}))
+    alphabet = Alphabet.for_languages(languages)
     chosen = _compile(parsed, lambda index, constraint: needs_content or index in required
-                      or not constraint.needs_content() or bool(constraint.closings()))
-    in_conflict = _in_conflict(parsed)
+                      or not constraint.needs_content() or bool(constraint.closings()),
+                      in_conflict, alphabet)
     nudges = tuple(nudge for index, constraint in enumerate(parsed)
                    if index not in in_conflict for nudge in constraint.nudges())
     if chosen.grammar is None and nudges:
-        chosen = replace(chosen, grammar=grammar_of([], _alphabet(parsed)))
+        chosen = replace(chosen, grammar=grammar_of([], alphabet))
     for index, reason in chosen.left.items():
         if reason != NEEDS_CONTENT:
             log.info("constraint %s left to refinement: %s", parsed[index].type, reason)
@@ -106,7 +109,8 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
     closings = tuple(text for index in ordered for text in parsed[index].closings())
     fallback = None
     if any(parsed[index].needs_content() for index in chosen.compiled):
-        fallback = _compile(parsed, lambda _, constraint: not constraint.needs_content()).grammar
+        fallback = _compile(parsed, lambda _, constraint: not constraint.needs_content(),
+                            in_conflict, alphabet).grammar
 
     def least(limit: str) -> int | None:  # the tightest bound of the compiled constraints
         return min((value for index in chosen.compiled
@@ -117,21 +121,10 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
                    nudges=nudges, seconds=time.perf_counter() - started)
 
 
-def _in_conflict(parsed: Sequence[BaseConstraint]) -> set[int]:
-    return {k for i, j, _ in conflicting_pairs(parsed) for k in (i, j)}
-
-
-def _alphabet(parsed: Sequence[BaseConstraint]) -> Alphabet:
-    """The characters of a response: Latin, and the script of any language asked for."""
-    return Alphabet.for_languages(tuple(sorted({c.language for c in parsed
-                                                if c.type == "response_language"})))
-
-
-def _compile(parsed: list[BaseConstraint], wanted: Callable[[int, BaseConstraint], bool]
-             ) -> CompiledConstraints:
-    """The grammar of the `wanted` constraints that compile together, in order."""
-    in_conflict = _in_conflict(parsed)
-    alphabet = _alphabet(parsed)
+def _compile(parsed: list[BaseConstraint], wanted: Callable[[int, BaseConstraint], bool],
+             in_conflict: set[int], alphabet: Alphabet) -> CompiledConstraints:
+    """The grammar of the `wanted` constraints that compile together, in order, over
+    `alphabet`; those `in_conflict` are left out."""
     chosen: list[str] = []
     compiled: list[int] = []
     left: dict[int, str] = {}

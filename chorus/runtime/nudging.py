@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -43,13 +43,11 @@ class Nudge:
     spacing: int = 40
 
     def to_state(self) -> dict:
-        return {"pattern": self.pattern, "times": self.times, "words": list(self.words),
-                "capitals": self.capitals, "spacing": self.spacing}
+        return {**asdict(self), "words": list(self.words)}
 
     @classmethod
     def from_state(cls, state: dict) -> Nudge:
-        return cls(state["pattern"], state["times"], tuple(state.get("words", ())),
-                   bool(state.get("capitals")), state.get("spacing", 40))
+        return cls(**{**state, "words": tuple(state.get("words", ()))})
 
 
 class NudgeTokens:
