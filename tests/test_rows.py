@@ -1,5 +1,6 @@
 """Per-row bookkeeping of a batch: repetition cut-off, stop strings, budgets, streaming."""
 
+import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
@@ -141,7 +142,11 @@ def test_a_loop_under_an_incomplete_grammar_is_taken_back_once_per_point():
     assert not tracker.finished[0] and tracker.rewound[0] == 1
     assert tracker.texts[0] == "Reasons:\n* one\nok\n"
     assert bytes(tracker.token_ids[0]).decode() == tracker.texts[0]
-    for token in b"* two":
+    # the token that began the loop is not to be written there again, and only there
+    assert tracker.avoided(0) == ord("o")
+    tracker.advance(0, ord("*"))
+    assert tracker.avoided(0) is None
+    for token in b" two":
         tracker.advance(0, token)
     assert tracker.matchers[0].is_accepting()  # the grammar saw the text as it is now
     # a loop back to the same point again ends the row, as without rewinds
@@ -149,6 +154,25 @@ def test_a_loop_under_an_incomplete_grammar_is_taken_back_once_per_point():
     for token in text + list(b"ok\n"):
         again.advance(0, token)
     assert again.rewound[0] == 1 and again.reasons[0] == "repetition" and again.finished[0]
+
+
+def test_where_a_loop_was_taken_back_the_next_choice_is_another_token():
+    """Greedy decoding back at a loop's start would write the loop again: the token that
+    began it is passed over there, for the likeliest token the grammar allows after it."""
+    from chorus.runtime.choosing import NextTokens
+
+    tracker = _bullet_tracker(rewind_loops=True)
+    for token in b"Reasons:\n* one\nok\nok\n":
+        tracker.advance(0, token)
+    chooser = NextTokens(tracker.requests[0], tracker.matchers[0], None,
+                         budget_left=lambda: tracker.budget_left(0),
+                         bitmask=np.zeros(257 // 32 + 1, dtype=np.int32),
+                         avoided=lambda: tracker.avoided(0))
+    logits = np.zeros(257, dtype=np.float32)
+    logits[ord("o")], logits[ord("*")], logits[ord("#")] = 3.0, 2.0, 1.0
+    assert chooser.chosen(logits) == [ord("*")]
+    tracker.advance(0, ord("*"))
+    assert chooser.chosen(logits) == [ord("o")]  # further on, the same token stands
 
 
 def test_a_repeated_line_that_completes_the_grammar_is_kept():

@@ -3,8 +3,9 @@
 First what the row's grammar forces (a JSON key, the rest of a tool's name), which needs no
 logits; else a closing where the model would end before its grammar allows
 (`guidance.Closer`); else the model's own choice, its logits raised toward words the text
-still needs (`nudging.Nudger`): greedy, or nucleus sampling from the row's seeded
-generator, under the grammar's mask where the grammar refuses it.
+still needs (`nudging.Nudger`) and lowered for the token that began a loop taken back
+(`RowTracker.avoided`): greedy, or nucleus sampling from the row's seeded generator, under
+the grammar's mask where the grammar refuses it.
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ from chorus.runtime.types import GenerationRequest
 
 
 class NextTokens:
+    AVOIDED = 1e4  # taken off a loop's first token's logit where the loop was taken back
+
     def __init__(self, request: GenerationRequest, matcher, closer, *,
                  budget_left: Callable[[], int], bitmask: np.ndarray,
-                 nudger: Nudger | None = None, text: Callable[[], str] = str):
+                 nudger: Nudger | None = None, text: Callable[[], str] = str,
+                 avoided: Callable[[], int | None] = lambda: None):
         """`budget_left`: the row's new tokens still allowed; `bitmask`: scratch space of
         (vocabulary + 31) // 32 int32 words for the grammar's masks; `text`: the row's text
-        so far, which `nudger` reads."""
+        so far, which `nudger` reads; `avoided`: a token not to choose here, if any."""
         self.matcher = matcher
         self.closer = closer
         self.nudger = nudger
         self.text = text
+        self.avoided = avoided
         self.temperature = request.temperature
         self.top_p = request.top_p
         self.random = np.random.default_rng(request.seed) if request.temperature > 0 else None
@@ -47,6 +52,10 @@ class NextTokens:
         """The tokens to write from these next-token logits: a closing, or one token."""
         if self.nudger is not None:
             logits = self.nudger.bias(logits, self.text())
+        avoided = self.avoided()
+        if avoided is not None:  # finite: still chosen where the grammar allows nothing else
+            logits = logits.copy()
+            logits[avoided] -= self.AVOIDED
         if self.closer is not None:
             closing = self.closer.instead_of(int(np.argmax(logits)), self.budget_left())
             if closing:

@@ -102,10 +102,10 @@ class RunningBatch:
                 fed = [token]
                 if row.tracker.rewound[0] != rewinds:
                     fed = [self._take_back(index, row)]
-                elif len(self.rows) == 1 and row.chooser.closer is None:
+                elif len(self.rows) == 1 and not row.tracker.may_rewind(0):
                     # A lone row feeds what its grammar forces in the same forward (a
-                    # batch's rows each feed one token); with no closer, no loop is taken
-                    # back on the way.
+                    # batch's rows each feed one token), where no loop can be taken back
+                    # on the way.
                     while row.pending and not row.tracker.finished[0]:
                         fed.append(row.pending.pop(0))
                         row.tracker.advance(0, fed[-1])
@@ -146,14 +146,16 @@ class RunningBatch:
     def _take_back(self, index: int, row: Row) -> int:
         """The row's loop was taken back (its tracker kept its first k tokens): its cache
         columns from the k-th token's on are masked out, that token is fed again for its
-        logits, and a closing comes next. The token to feed."""
+        logits, and a closing comes next where the grammar has closings. The token to
+        feed."""
         kept = len(row.tracker.token_ids[0])
         width = self._mask.shape[1]
         self._mask[index, width - (self._next_column - row.columns[kept]):] = 0
         del row.columns[kept:]
         self._positions[index] = row.prompt_tokens - 1 + kept
         row.pending = []
-        row.chooser.closer.close_next()
+        if row.chooser.closer is not None:
+            row.chooser.closer.close_next()
         return ([row.prompt[row.prompt_tokens - 1]] + row.tracker.token_ids[0])[kept]
 
     def _admit(self, joining: list[Row]) -> None:

@@ -185,11 +185,12 @@ class LlamaCppBackend:
         closer = self.grammars.closer(request.output, matcher, self.eos_ids) if matcher else None
         tracker = RowTracker([request], matchers=[matcher], eos_ids=self.eos_ids,
                              decode=_GrowingText(self._piece), on_text=on_text,
-                             rewind_loops=closer is not None)
+                             rewind_loops=True)
         chooser = NextTokens(request, matcher, closer, bitmask=self._bitmask,
                              budget_left=lambda: tracker.budget_left(0),
                              nudger=self.grammars.nudger(request.output),
-                             text=lambda: tracker.texts[0])
+                             text=lambda: tracker.texts[0],
+                             avoided=lambda: tracker.avoided(0))
         started = time.perf_counter()
         switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
         self._prefill(request.adapter, tokens)
@@ -215,10 +216,11 @@ class LlamaCppBackend:
     def _take_back(self, prompt: list[int], kept: list[int], closer) -> None:
         """The reply's loop was taken back to `kept` (RowTracker): the cache goes back to
         the prompt and `kept`, the last token evaluated again for its logits, and a closing
-        comes next."""
+        comes next where the grammar has closings."""
         tokens = prompt + kept
         self._evaluate_from(common_prefix(self._kv_tokens, tokens), tokens)
-        closer.close_next()
+        if closer is not None:
+            closer.close_next()
 
     def _prefill(self, adapter: str | None, tokens: list[int]) -> None:
         """Make the KV cache hold `tokens` under `adapter`, computing only what no cached

@@ -73,7 +73,7 @@ class LocalBackend:
         tracker = RowTracker(
             [request], matchers=[matcher], eos_ids=self.eos_ids, on_text=on_text,
             decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
-            rewind_loops=closer is not None)
+            rewind_loops=True)
         # A reply's forced start goes in with the prompt, and its matcher follows it.
         prefix = self._tokens(reply_prefix(request.output))
         for token in prefix:
@@ -81,7 +81,8 @@ class LocalBackend:
         chooser = NextTokens(request, matcher, closer, bitmask=self._bitmask,
                              budget_left=lambda: tracker.budget_left(0),
                              nudger=self.grammars.nudger(request.output),
-                             text=lambda: tracker.texts[0])
+                             text=lambda: tracker.texts[0],
+                             avoided=lambda: tracker.avoided(0))
         return Row(request, prompt + prefix, len(prompt), adapter, tracker, chooser)
 
     def _tokens(self, text: str) -> list[int]:

@@ -89,7 +89,8 @@ class RowTracker:
         """`decode` turns a row's token ids into text (special tokens left out).
         `rewind_loops`: where a row under a grammar that is not complete yet starts to loop,
         its loop is taken back (`rewound`) instead of ending the row, so that the backend
-        can lead it on with a closing (guidance.Closer) from where the loop began."""
+        can lead it on from where the loop began: with a closing (guidance.Closer), else
+        with another token than the one that began the loop (`avoided`)."""
         rows = len(requests)
         self.requests = requests
         self.budgets = [r.max_new_tokens for r in requests]
@@ -104,6 +105,7 @@ class RowTracker:
         self.rewind_loops = rewind_loops
         self.rewound = [0] * rows  # rewinds so far
         self._rewound_to: list[set[int]] = [set() for _ in range(rows)]
+        self._avoid: list[tuple[int, int] | None] = [None] * rows  # (position, token)
         self.token_ids: list[list[int]] = [[] for _ in range(rows)]
         self.texts = [""] * rows
         self._emitted = [0] * rows
@@ -193,11 +195,24 @@ class RowTracker:
         if keep == len(ids) or keep in self._rewound_to[row] \
                 or not matcher.rollback(len(ids) - keep):
             return False
+        self._avoid[row] = (keep, ids[keep])
         del ids[keep:]
         self.texts[row] = self.decode(ids)
         self.rewound[row] += 1
         self._rewound_to[row].add(keep)
         return True
+
+    def may_rewind(self, row: int) -> bool:
+        """Whether row `row`'s loops are taken back rather than end it."""
+        return self.rewind_loops and self.stop_on_repeat[row] \
+            and self.matchers[row] is not None
+
+    def avoided(self, row: int) -> int | None:
+        """The token that began the loop taken back to where row `row` now stands, not to
+        be written there again: greedy decoding would only loop again."""
+        avoid = self._avoid[row]
+        return avoid[1] if avoid is not None and avoid[0] == len(self.token_ids[row]) \
+            else None
 
     def _finish(self, row: int, reason: FinishReason) -> None:
         self.finished[row] = True
