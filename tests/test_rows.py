@@ -166,7 +166,7 @@ def test_where_a_loop_was_taken_back_the_next_choice_is_another_token():
         tracker.advance(0, token)
     chooser = NextTokens(tracker.requests[0], tracker.matchers[0], None,
                          budget_left=lambda: tracker.budget_left(0),
-                         bitmask=np.zeros(257 // 32 + 1, dtype=np.int32),
+                         bitmask=np.zeros((257 + 31) // 32, dtype=np.int32),
                          avoided=lambda: tracker.avoided(0))
     logits = np.zeros(257, dtype=np.float32)
     logits[ord("o")], logits[ord("*")], logits[ord("#")] = 3.0, 2.0, 1.0

@@ -185,7 +185,7 @@ class RowTracker:
         `cut`, where the grammar is not complete (ending there would fail it); whether it
         was taken back."""
         matcher, ids = self.matchers[row], self.token_ids[row]
-        if not self.rewind_loops or matcher is None or matcher.is_accepting() \
+        if not self.may_rewind(row) or matcher.is_accepting() \
                 or self.rewound[row] >= self.MAX_REWINDS or cut < self._emitted[row]:
             return False
         keep = len(ids)
