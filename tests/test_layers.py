@@ -114,3 +114,18 @@ def test_importing_does_not_load_torch(module):
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()
     assert loaded == ""
+
+
+def test_a_tool_call_imports_only_what_it_uses():
+    """`chorus call` (the CLI and the calling service) starts without the format checks,
+    the refinement repository and the built-in tools, which only other commands use."""
+    code = ("import sys, chorus.cli.main, chorus.agents.calling, chorus.tools\n"
+            "unused = {'chorus.checks', 'chorus.memory.refinements', 'chorus.tools.builtin'}\n"
+            "print(','.join(sorted(unused & set(sys.modules))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == ""
+    built_in = subprocess.run([sys.executable, "-c", "from chorus.tools import calculator\n"
+                               "print(calculator.name)"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    assert built_in == "calculator"

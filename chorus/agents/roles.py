@@ -32,8 +32,6 @@ from chorus.agents.scoring import (
     word_f1,
 )
 from chorus.agents.trajectory import Step, answer_step, call_step, thought_step
-from chorus.checks import parse_constraint
-from chorus.checks.compiling import compile_constraints
 from chorus.errors import ChorusError
 from chorus.tools.registry import MAX_ARGUMENT_STRING, ToolRegistry
 
@@ -249,6 +247,10 @@ def summarizer(adapter: str | None = None, constraints: Sequence[Any] = ()) -> A
     if not constraints:
         return Agent.from_template("summarizer", adapter=adapter, max_new_tokens=160,
                                    stop_on_repeated_line=True, instructions_alone=alone)
+    # Imported here: the checks' models cost `chorus call` 50 ms it never needs.
+    from chorus.checks import parse_constraint
+    from chorus.checks.compiling import compile_constraints
+
     parsed = [parse_constraint(constraint) for constraint in constraints]
     # "$" doubled: the instructions are a template, and a keyword may be "$5".
     stated = "\n".join(f"- {constraint.describe()}".replace("$", "$$") for constraint in parsed)

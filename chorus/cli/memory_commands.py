@@ -6,6 +6,7 @@ import argparse
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -14,11 +15,12 @@ from rich.text import Text
 from chorus.cli import arguments
 from chorus.display import clip
 from chorus.errors import ChorusError
-from chorus.memory.refinements import (
-    Refinement,
-    RefinementRepository,
-    default_repository_path,
-)
+
+if TYPE_CHECKING:
+    from chorus.memory.refinements import Refinement, RefinementRepository
+
+# The repository's module is imported where a command uses it: every `chorus` command
+# registers these subcommands, and the others never need it.
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -97,6 +99,8 @@ def export_refinements(args) -> int:
 def import_refinements(args) -> int:
     if not args.file.is_file():
         raise ChorusError(f"No file {args.file} to import")
+    from chorus.memory.refinements import RefinementRepository
+
     repository = RefinementRepository(_path(args))
     report = repository.import_(args.file, evict=args.evict)
     evicted = f", evicted {report.evicted} least used" if report.evicted else ""
@@ -117,11 +121,15 @@ def prune_refinements(args) -> int:
 
 
 def _path(args) -> Path:
+    from chorus.memory.refinements import default_repository_path
+
     return args.repository or default_repository_path()
 
 
 def _existing(args, *, required: bool = False) -> RefinementRepository | None:
     """The repository if its file exists; reading commands never create one."""
+    from chorus.memory.refinements import RefinementRepository
+
     path = _path(args)
     if path.is_file():
         return RefinementRepository(path)
