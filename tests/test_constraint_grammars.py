@@ -4,6 +4,7 @@ exact (hypothesis texts), and how constraints combine, conflict and fall back.""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import sys
@@ -69,6 +70,7 @@ SAMPLES = [
     {"type": "repeat_request", "request": "Name a fruit"},
     {"type": "constrained_response", "options": ["yes", "no", "maybe"]},
     {"type": "constrained_response", "options": ["yes", "yes, surely"]},
+    {"type": "json_format"},
 ]
 
 
@@ -114,7 +116,22 @@ def _candidates(grammar: str, data: dict, rng: random.Random) -> list[str]:
         texts.append(some(3) + "".join(  # sections in order, as a response would number them
             f"\n{rng.choice(['', '## ', '**', ' '])}SECTION {number}{rng.choice(['', ':', 'a'])}"
             f"\n{some(3)}" for number in range(1, rng.randint(1, 3) + 1)))
-    return [text for text in texts if text is not None]
+    return [text for text in texts + _json_texts(random.Random(11)) if text is not None]
+
+
+def _json_texts(rng: random.Random) -> list[str]:
+    """JSON documents, some nested deeper than a grammar allows, some pretty-printed."""
+    def value(depth: int):
+        kind = rng.choice(["scalar", "scalar", "list", "dict"] if depth else ["scalar"])
+        if kind == "list":
+            return [value(depth - 1) for _ in range(rng.randint(0, 3))]
+        if kind == "dict":
+            return {rng.choice(["a", "tea", "An", "x y"]): value(depth - 1)
+                    for _ in range(rng.randint(0, 3))}
+        return rng.choice(["tea", "An", 'say "hi"', "é", 0, -2.5, 10**6, True, None])
+
+    return [json.dumps(value(rng.randint(1, 6)), indent=rng.choice([None, 2, 4]),
+                       ensure_ascii=rng.random() < 0.5) for _ in range(60)]
 
 
 @pytest.mark.parametrize("data", SAMPLES, ids=lambda d: "-".join(map(str, d.values())))
@@ -162,6 +179,19 @@ def test_where_the_grammar_is_exact_every_passing_text_is_accepted(data, text):
         return
     if constraint.check(text).passed:
         assert accepts(_grammar(constraint.grammars(LATIN)[0]), text), text
+
+
+def test_json_by_construction_takes_nested_and_indented_json_and_refuses_the_rest():
+    compiled = compile_constraints([{"type": "json_format"}, {"type": "lowercase"}])
+    assert compiled.compiled == (0, 1)
+    grammar = compiled.grammar
+    taken = ['{"facts": ["mars is red.", "it has two moons."]}',
+             '{\n    "steps": [\n        {"n": 1, "do": "boil \\"water\\""}\n    ]\n}',
+             '[1, -2.5e3, true, null, {"a": {"b": []}}]']
+    refused = ['', '{}', '[]', '"a lone value"', 'here it is: {"a": 1}', '{"a": 1,}',
+               '```json\n{"a": 1}\n```', '{"A": 1}', '{"a": [[[[[1]]]]]}']
+    assert [text for text in taken if not accepts(grammar, text)] == []
+    assert [text for text in refused if accepts(grammar, text)] == []
 
 
 def test_compatible_constraints_combine_and_their_grammar_enforces_all():
@@ -269,7 +299,8 @@ def test_constraints_needing_content_are_refined_unless_asked_for():
     data = [{"type": "include_keywords", "keywords": ["tea"]}, {"type": "lowercase"}]
     assert compile_constraints(data).left == {0: NEEDS_CONTENT}
     assert compile_constraints(data, needs_content=True).compiled == (0, 1)
-    assert compile_constraints([{"type": "json_format"}]).left == {0: NOT_EXPRESSIBLE}
+    assert compile_constraints([{"type": "response_language", "language": "fr"}]).left == {
+        0: NOT_EXPRESSIBLE}
 
 
 def test_constraints_a_closing_leads_into_compile_with_the_refusals_as_fallback():

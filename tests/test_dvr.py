@@ -131,9 +131,9 @@ def test_a_locked_repository_is_dropped_and_the_run_goes_on(tiny, tmp_path, capl
     holder.execute("BEGIN EXCLUSIVE")  # another process mid-write, for longer than we wait
     try:
         loop = DivideVerifyRefine(tiny, repository, max_refinements=1, max_new_tokens=SHORT)
-        # JSON has no grammar here, and the tiny model writes none: refined, so the
+        # A language has no grammar, and the tiny model writes no French: refined, so the
         # repository is asked for examples
-        outcome = loop.run("Write a note. Answer in JSON format.")
+        outcome = loop.run("Write a note. Answer in French.")
     finally:
         holder.rollback()
     assert outcome.iterations == 1 and loop.repository is None

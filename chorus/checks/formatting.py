@@ -395,6 +395,39 @@ class JsonFormat(BaseConstraint):
         return ("Format your entire output as JSON, with no text before or after it "
                 "(a ```json fence is allowed).")
 
+    def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
+        # Stricter than the check, which also takes a fence or a lone value: an object or
+        # an array with something in it, nested a few levels at most (a regular
+        # expression cannot count brackets), shallower where the deeper one cannot join.
+        return [patterns.token(json_text(depth)) for depth in JSON_DEPTHS]
+
+
+JSON_DEPTHS = (4, 3, 2)  # containers inside each other, the preferred first
+_JSON_SPACE = "[ \\t\\n]{0,24}"  # enough to indent four levels; never a run to loop in
+_JSON_STRING = '"(?:[^"\\\\\\x00-\\x1F]|\\\\(?:["\\\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
+_JSON_SCALAR = (f"(?:{_JSON_STRING}|-?(?:0|[1-9][0-9]{{0,15}})(?:\\.[0-9]{{1,15}})?"
+                "(?:[eE][+-]?[0-9]{1,3})?|true|false|null)")
+
+
+def json_text(depth: int) -> str:
+    """A regex of JSON texts whose top value is an object or an array that holds
+    something, with containers nested at most `depth` deep."""
+    space = _JSON_SPACE
+
+    def items(item: str) -> str:  # one or more, comma-separated
+        return f"{space}{item}{space}(?:,{space}{item}{space})*"
+
+    def containers(value: str, *, filled: bool = False) -> str:
+        members, elements = items(f"{_JSON_STRING}{space}:{space}{value}"), items(value)
+        empty = "" if filled else "?"
+        return (f"\\{{(?:{members}){empty}{space}\\}}|"
+                f"\\[(?:{elements}){empty}{space}\\]")
+
+    value = _JSON_SCALAR
+    for _ in range(depth - 1):
+        value = f"(?:{_JSON_SCALAR}|{containers(value)})"
+    return f"{space}(?:{containers(value, filled=True)}){space}"
+
 
 class Postscript(BaseConstraint):
     type: Literal["postscript"] = "postscript"
