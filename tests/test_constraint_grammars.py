@@ -353,7 +353,8 @@ def _closer_over_bytes(compiled):
     {"type": "paragraph_count", "relation": "at_least", "value": 2},
     {"type": "numbered_sections", "marker": "SECTION", "value": 2},
     {"type": "two_responses", "separator": "******"},
-    {"type": "highlighted_sections", "value": 2}, {"type": "placeholders", "value": 2}])
+    {"type": "highlighted_sections", "value": 2}, {"type": "placeholders", "value": 2},
+    {"type": "nth_paragraph_first_word", "paragraphs": 3, "n": 2, "word": "Yet"}])
 def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(data):
     """What a Closer does: wherever the model ends too early, the first closing the grammar
     accepts is written and a little more text follows, until the grammar lets it end; the
@@ -371,6 +372,8 @@ def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(dat
         # What a model might write next: words, closing what the closing opened.
         more = {" ": f"More words {number}.", "*": "more words**",
                 "[": "more words]"}.get(closing[-1], " more words")
+        if "word" in data and closing.endswith("\n"):  # a paragraph that opens with it
+            more = f"{data['word']} more words"
         if accepts(compiled.grammar, text + closing):
             more = ""
         assert matcher.consume_tokens(list((closing + more).encode()))

@@ -259,6 +259,11 @@ class NthParagraphFirstWord(BaseConstraint):
     def needs_content(self) -> bool:
         return True
 
+    def closings(self) -> list[str]:
+        # A blank line leads into the next paragraph, and at paragraph n the grammar lets
+        # the model write only the word: both parts of the constraint are led into.
+        return ["\n\n"] if self.paragraphs > 1 else []
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         # Paragraph n's first line: non-word characters (no '*', which could make it a
         # `***` separator), the word in any case, then nothing that continues the word.
