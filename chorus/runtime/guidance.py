@@ -23,12 +23,13 @@ from chorus.runtime.outputs import OutputType
 # `grammar_problem` gives a grammar LEXER_FUEL to start: the default, 1M, runs out on
 # intersections of counted constraints ("at most 80 words" and no commas and a P.S.), and a
 # grammar that needs more is passed over. On the constraints benchmark's 180 instructions,
-# 5M left 35 constraints out that way, 50M 4 (the check of the slowest then took 1-3 s). A matcher that follows a whole text gets
-# RUNNING_FUEL, both to start and for each mask: an intersection of counters meets new
-# states at every word (measured: up to 1M units a token), and a token checked without a
-# mask (the greedy token, `accepts`) draws on what the last mask left, so with the
-# defaults a matcher ran dry mid-answer ("too many expressions constructed") and a text
-# its grammar allows was refused. Fuel only caps work; it is spent on new states alone.
+# 5M left 35 constraints out that way, 50M 4 (the check of the slowest then took 1-3 s).
+# A matcher that follows a whole text gets RUNNING_FUEL, both to start and for each mask:
+# an intersection of counters meets new states at every word (measured: up to 1M units a
+# token), and a token checked without a mask (the greedy token, `accepts`) draws on what
+# the last mask left, so with the defaults a matcher ran dry mid-answer ("too many
+# expressions constructed") and a text its grammar allows was refused. Fuel only caps
+# work; it is spent on new states alone.
 LEXER_FUEL = 50_000_000
 RUNNING_FUEL = 500_000_000
 
