@@ -67,6 +67,8 @@ SAMPLES = [
     {"type": "ends_with", "phrase": "- end."}, {"type": "quotation"},
     {"type": "postscript", "marker": "P.S."},
     {"type": "two_responses", "separator": "******"},
+    {"type": "two_responses", "separator": "---"}, {"type": "two_responses", "separator": "*"},
+    {"type": "two_responses", "separator": "-*-"},
     {"type": "repeat_request", "request": "Name a fruit"},
     {"type": "constrained_response", "options": ["yes", "no", "maybe"]},
     {"type": "constrained_response", "options": ["yes", "yes, surely"]},
@@ -94,7 +96,8 @@ def _strings(data: dict) -> list[str]:
     for value in data.values():
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item != data["type"]:
-                found += [item, item.upper(), item.lower(), f"{item} ", f"\n{item} "]
+                found += [item, item.upper(), item.lower(), f"{item} ", f"\n{item} ",
+                          f"\n{item}\n"]
     return found
 
 
@@ -190,6 +193,19 @@ def test_json_by_construction_takes_nested_and_indented_json_and_refuses_the_res
              '[1, -2.5e3, true, null, {"a": {"b": []}}]']
     refused = ['', '{}', '[]', '"a lone value"', 'here it is: {"a": 1}', '{"a": 1,}',
                '```json\n{"a": 1}\n```', '{"A": 1}', '{"a": [[[[[1]]]]]}']
+    assert [text for text in taken if not accepts(grammar, text)] == []
+    assert [text for text in refused if accepts(grammar, text)] == []
+
+
+def test_two_responses_separated_by_a_run_of_one_character_compile_to_one_plain_regex():
+    """No complement: the responses' own runs of the character are shorter, so the separator
+    line can only be the one between them."""
+    grammar = _grammar(parse_constraint({"type": "two_responses"}).grammars(LATIN)[0])
+    assert "~" not in grammar
+    taken = ["Tea.\n******\nCoffee.", "* a bullet\n** bold **\n\n  ******  \n*****\n",
+             "x\n******\n*"]
+    refused = ["Tea.\n******\nCoffee.\n******\nJuice.", "Tea ****** now\n******\nCoffee.",
+               "\n******\nCoffee.", "Tea.\n******\n \n", "Tea. ****** Coffee."]
     assert [text for text in taken if not accepts(grammar, text)] == []
     assert [text for text in refused if accepts(grammar, text)] == []
 

@@ -282,3 +282,24 @@ def test_a_row_whose_grammar_cannot_be_enforced_fails_alone_in_its_batch(smol_ll
     assert "look" in results[0].error and results[1].error is None
     with pytest.raises(UnsupportedSchemaError):
         smol_llama.generate(QUESTION, max_new_tokens=3, output=bad)
+
+
+def test_two_responses_under_a_word_count_get_a_mask_over_a_large_vocabulary(qwen):
+    """Two responses as a complement intersected with a word count and the casing passed
+    llguidance's check over bytes, yet over Qwen's 152k tokens building the matcher ran
+    out of lexer fuel (after 20 s), and the answer lost its grammar."""
+    import numpy as np
+
+    from chorus.checks.compiling import compile_constraints
+
+    compiled = compile_constraints([
+        {"type": "two_responses", "separator": "******"}, {"type": "lowercase"},
+        {"type": "forbidden_words", "words": ["calories"]},
+        {"type": "word_count", "relation": "at_most", "value": 29}])
+    assert compiled.compiled == (0, 1, 2, 3)
+    matcher = qwen.backend.grammars.matcher(compiled.output)
+    bitmask = np.zeros((qwen.backend.grammars.llg_tokenizer.vocab_size + 31) // 32,
+                       dtype=np.int32)
+    matcher.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
+    assert not matcher.is_error(), matcher.get_error()
+    assert bitmask.any()
