@@ -49,6 +49,8 @@ def test_strict_bounds_become_inclusive(before, after, value, expected):
       {"type": "include_keywords", "keywords": ["cage"]}]),
     ("Write two different slogans, separated by ******.",
      [{"type": "two_responses", "separator": "******"}]),
+    ("Write two different tweet-style teasers for a bake sale, separated by ******.",
+     [{"type": "two_responses", "separator": "******"}]),
     ("Split it into 2 sections labelled SECTION 1 and SECTION 2.",
      [{"type": "numbered_sections", "marker": "SECTION", "value": 2}]),
     ("Add a title in double angular brackets, like <<title>>, and end with a P.P.S",

@@ -186,8 +186,9 @@ def _nth_paragraph(reader: _Reader) -> None:
 
 
 def _two_responses(reader: _Reader) -> None:
+    # up to two words before the noun: "two different one-line slogans"
     match = _search(r"(?:two|2) (?:different |distinct |separate |alternative )?"
-                    r"(?:\w+[- ])?(?:responses|answers|versions|replies|\w+s)\b[^.]*?separated"
+                    r"(?:\w+[- ]){0,2}(?:responses|answers|versions|replies|\w+s)\b[^.]*?separated"
                     r" by[^.]*?(?P<sep>\*{3,}|-{3,}|={3,}|#{3,}|~{3,})|give two (?:different )?"
                     r"(?:responses|answers)", reader.text)
     if match:
