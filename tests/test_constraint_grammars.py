@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chorus.checks import parse_constraint
+from chorus.checks import check_all, parse_constraint
 from chorus.checks.base import words
 from chorus.checks.compiling import (
     NEEDS_CONTENT,
@@ -358,7 +358,8 @@ def _closer_over_bytes(compiled):
 
     matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
     eos = byte_tokenizer().eos_token
-    closer = Closer(matcher, [list(text.encode()) for text in compiled.closings], {eos})
+    closer = Closer(matcher, [(text, list(text.encode())) for text in compiled.closings], {eos},
+                    endings=compiled.endings)
     return matcher, closer, eos
 
 
@@ -382,9 +383,10 @@ def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(dat
     text = "Some words here."
     assert matcher.consume_tokens(list(text.encode()))
     for number in range(1, 7):
-        closing = bytes(closer.instead_of(eos, 100)).decode()
-        if not closing:  # the grammar lets the model end
+        tokens = closer.instead_of(eos, 100, text)
+        if tokens in ([], [eos]):  # the grammar lets the model end, or ends the reply
             break
+        closing = bytes(tokens).decode()
         # What a model might write next: words, closing what the closing opened.
         more = {" ": f"More words {number}.", "*": "more words**",
                 "[": "more words]"}.get(closing[-1], " more words")
@@ -428,7 +430,8 @@ def test_a_closer_writes_the_first_closing_the_grammar_takes_only_where_the_mode
     compiled = compile_constraints([{"type": "postscript", "marker": "P.S."}])
     matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
     eos = byte_tokenizer().eos_token
-    closer = Closer(matcher, [list(b"\nP.S.\n"), list(b"\n\nP.S.")], {eos})
+    closer = Closer(matcher, [(text, list(text.encode())) for text in ["\nP.S.\n", "\n\nP.S."]],
+                    {eos})
     assert matcher.consume_tokens(list(b"Hi there."))
     assert closer.instead_of(ord("!"), 100) == []  # not an end: the model's token stands
     assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")  # a bare marker line is refused
@@ -443,7 +446,7 @@ def test_a_closer_writes_a_closing_where_the_budget_runs_low_then_lets_the_model
 
     compiled = compile_constraints([{"type": "bullet_count", "value": 3}])
     matcher = llguidance.LLMatcher(byte_tokenizer(), compiled.grammar, limits=parser_limits())
-    closer = Closer(matcher, [list(b"\n* ")], {byte_tokenizer().eos_token})
+    closer = Closer(matcher, [("\n* ", list(b"\n* "))], {byte_tokenizer().eos_token})
     assert matcher.consume_tokens(list(b"Reasons:"))
     assert closer.instead_of(ord("!"), Closer.RESERVE + 1) == []
     assert closer.instead_of(ord("!"), Closer.RESERVE) == list(b"\n* ")
@@ -465,6 +468,44 @@ def test_a_bullet_closing_is_passed_over_once_the_count_is_reached():
     assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")
     # nor may a marker open another line before spaces (Qwen wrote spaces to its budget)
     assert matcher.validate_tokens(list(b"\n-  ")) == len(b"\n-")
+
+
+def test_an_ending_stops_the_reply_where_it_completes_the_grammar():
+    """Qwen2.5 0.5B wrote "... you will do great." and, asked to end with "you will do
+    great", had to write the phrase again after the stop: it looped instead."""
+    matcher, closer, eos = _closer_over_bytes(compile_constraints(
+        [{"type": "lowercase"}, {"type": "ends_with", "phrase": "you will do great"}]))
+    assert matcher.consume_tokens(list(b"you will do great"))
+    # a reply that opens with the phrase goes on to its answer
+    assert closer.instead_of(ord("!"), 100, "you will do great") == []
+    matcher.rollback(len(b"you will do great"))
+    text = "study hard and you will do great"
+    assert matcher.consume_tokens(list(text[:-6].encode()))
+    assert closer.instead_of(ord("."), 100, text[:-6]) == []
+    assert matcher.consume_tokens(list(text[-6:].encode()))
+    assert closer.instead_of(ord("."), 100, text) == [eos]
+
+
+def test_an_ending_closing_waits_until_it_completes_the_grammar():
+    """Seen on Qwen2.5 0.5B: "... See you at the trailhead." with one placeholder of two;
+    the phrase's closing came first and was written again, a loop. Now a placeholder is
+    led into, then the phrase, which completes the grammar and ends the reply."""
+    matcher, closer, eos = _closer_over_bytes(compile_constraints(
+        [{"type": "ends_with", "phrase": "See you at the trailhead."},
+         {"type": "placeholders", "value": 2}]))
+    text = "[Date] A day in the Alps. See you at the trailhead."
+    assert matcher.consume_tokens(list(text.encode()))
+    assert closer.instead_of(eos, 100, text) == list(b"\n[")
+    text += "\n[Your name]"
+    assert matcher.consume_tokens(list(b"\n[Your name]"))
+    closing = closer.instead_of(eos, 100, text)
+    assert closing == list(b"\n\nSee you at the trailhead.")
+    text += bytes(closing).decode()
+    assert matcher.consume_tokens(closing)
+    assert closer.instead_of(ord("!"), 100, text) == [eos]
+    assert all(result.passed for result in check_all(text, [
+        {"type": "ends_with", "phrase": "See you at the trailhead."},
+        {"type": "placeholders", "value": 2}]))
 
 
 def test_closings_still_accepted_once_met_come_after_the_others():

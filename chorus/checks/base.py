@@ -79,6 +79,13 @@ class BaseConstraint(BaseModel):
         bullet, a paragraph; [] where no text does (a keyword has no place of its own)."""
         return []
 
+    def endings(self) -> list[str]:
+        """Texts that end a response: where its grammar is complete and the text ends with
+        one, the reply stops there (`chorus.runtime.guidance.Closer`). An ending phrase
+        the grammar allows again later is otherwise written past ("...Good luck! Here is
+        more"), and the model must then write it once more, which it mostly loops into."""
+        return []
+
     def closings_stay_open(self) -> bool:
         """Whether its grammar still accepts its closings once it is met (at least N
         highlights: one more is always allowed). The closer writes the first closing the

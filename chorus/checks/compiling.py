@@ -41,6 +41,7 @@ class CompiledConstraints:
     left: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0  # time spent compiling and checking
     closings: tuple[str, ...] = ()  # what leads the model into what the grammar needs
+    endings: tuple[str, ...] = ()  # texts the reply stops at once they complete the grammar
     fallback: str | None = None  # the grammar of the refusals alone, where that differs
     word_limit: int | None = None  # the most words the grammar allows, where it bounds them
     sentence_limit: int | None = None  # likewise sentences
@@ -52,19 +53,21 @@ class CompiledConstraints:
         if not self.grammar:
             return None
         return Lark(self.grammar, self.closings, self.fallback, self.word_limit,
-                    self.sentence_limit, self.nudges)
+                    self.sentence_limit, self.nudges, self.endings)
 
     def to_state(self) -> dict[str, Any]:
         """What decoding needs again, JSON-able (a run's checkpointed state keeps it)."""
         return {"grammar": self.grammar, "compiled": list(self.compiled),
-                "closings": list(self.closings), "fallback": self.fallback,
+                "closings": list(self.closings), "endings": list(self.endings),
+                "fallback": self.fallback,
                 "word_limit": self.word_limit, "sentence_limit": self.sentence_limit,
                 "nudges": [nudge.to_state() for nudge in self.nudges]}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CompiledConstraints:
         return cls(grammar=state.get("grammar"), compiled=tuple(state.get("compiled", ())),
-                   closings=tuple(state.get("closings", ())), fallback=state.get("fallback"),
+                   closings=tuple(state.get("closings", ())),
+                   endings=tuple(state.get("endings", ())), fallback=state.get("fallback"),
                    word_limit=state.get("word_limit"),
                    sentence_limit=state.get("sentence_limit"),
                    nudges=tuple(Nudge.from_state(n) for n in state.get("nudges", ())))
@@ -107,6 +110,7 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
     # `BaseConstraint.closings_stay_open`); in the constraints' order otherwise.
     ordered = sorted(chosen.compiled, key=lambda index: parsed[index].closings_stay_open())
     closings = tuple(text for index in ordered for text in parsed[index].closings())
+    endings = tuple(text for index in chosen.compiled for text in parsed[index].endings())
     fallback = None
     if any(parsed[index].needs_content() for index in chosen.compiled):
         fallback = _compile(parsed, lambda _, constraint: not constraint.needs_content(),
@@ -116,7 +120,7 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
         return min((value for index in chosen.compiled
                     if (value := getattr(parsed[index], limit)()) is not None), default=None)
 
-    return replace(chosen, closings=closings, fallback=fallback,
+    return replace(chosen, closings=closings, endings=endings, fallback=fallback,
                    word_limit=least("word_limit"), sentence_limit=least("sentence_limit"),
                    nudges=nudges, seconds=time.perf_counter() - started)
 

@@ -332,6 +332,9 @@ class EndsWith(BaseConstraint):
     def closings(self) -> list[str]:
         return [f"\n\n{self.phrase}", f" {self.phrase}"]
 
+    def endings(self) -> list[str]:
+        return [self.phrase]
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         return [patterns.token(f"{_start_of_word(alphabet, self.phrase)}"
                                f"{patterns.literal(self.phrase)}{alphabet.space}*")]

@@ -57,7 +57,8 @@ class NextTokens:
             logits = logits.copy()
             logits[avoided] -= self.AVOIDED
         if self.closer is not None:
-            closing = self.closer.instead_of(int(np.argmax(logits)), self.budget_left())
+            closing = self.closer.instead_of(int(np.argmax(logits)), self.budget_left(),
+                                             self.text())
             if closing:
                 return closing
         # Greedy, a token the grammar allows is the masked argmax too: checking that one

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -114,7 +114,8 @@ class GrammarCache:
         if not closings:
             return None
         tokenize = self.llg_tokenizer.tokenize_str
-        return Closer(matcher, [tokenize(text) for text in closings], eos_ids)
+        return Closer(matcher, [(text, tokenize(text)) for text in closings], eos_ids,
+                      endings=getattr(output, "endings", ()))
 
     def nudger(self, output: OutputType) -> Nudger | None:
         """The `Nudger` of one generation of `output` (None where it has no nudges)."""
@@ -131,18 +132,26 @@ class Closer:
     one, and a small model that never starts one on its own then writes on until its budget
     runs out. So where the model's likeliest token ends the reply, or where the budget is
     down to `RESERVE` tokens, while the grammar does not allow an end yet, the first of
-    `closings` (token lists) the grammar accepts whole is written instead: the opening of a
-    postscript, a bullet, a paragraph, a closing phrase; the model goes on from there.
-    Where the model started to loop and its loop was taken back (`RowTracker`), a closing
-    is written at once (`close_next`)."""
+    `closings` ((text, tokens) pairs) the grammar accepts whole is written instead: the
+    opening of a postscript, a bullet, a paragraph, a closing phrase; the model goes on
+    from there. Where the model started to loop and its loop was taken back (`RowTracker`),
+    a closing is written at once (`close_next`).
+
+    `endings` (an "ends with" phrase) stop the reply where the text ends with one, after
+    something else, and the grammar is complete. Their closings come after the others
+    unless they complete the grammar, and not where the text ends with the phrase already:
+    an ending written while something else is still due (a placeholder, a P.S.) must be
+    written again after it, and writing it twice in a row is a loop."""
 
     RESERVE = 32  # tokens left for what a closing leads into, where the model writes on
     GAP = 8  # tokens the model writes after a closing before the budget brings another
 
-    def __init__(self, matcher, closings: list[list[int]], eos_ids: set[int]):
+    def __init__(self, matcher, closings: Sequence[tuple[str, list[int]]], eos_ids: set[int],
+                 endings: Sequence[str] = ()):
         self.matcher = matcher
-        self.closings = [tokens for tokens in closings if tokens]
+        self.closings = [(text, tokens) for text, tokens in closings if tokens]
         self.eos_ids = eos_ids
+        self.endings = tuple(endings)
         self._since_closing = self.GAP
         self._due = False
 
@@ -150,20 +159,43 @@ class Closer:
         """Write a closing at the next token, whatever the model would write."""
         self._due = True
 
-    def instead_of(self, likeliest: int, left: int) -> list[int]:
-        """The tokens to write instead of `likeliest`, with `left` tokens of budget; []
-        where it may stand."""
+    def instead_of(self, likeliest: int, left: int, text: str = "") -> list[int]:
+        """The tokens to write instead of `likeliest`, with `left` tokens of budget and
+        `text` written so far; [] where it may stand."""
         self._since_closing += 1
+        ended = text.rstrip()
+        if self._at_ending(ended) and self.matcher.is_accepting():
+            return [min(self.eos_ids)]
         running_out = left <= self.RESERVE and self._since_closing > self.GAP
         due, self._due = self._due, False
         if not (likeliest in self.eos_ids or running_out or due) \
                 or self.matcher.is_accepting():
             return []
-        tokens = next((tokens for tokens in self.closings
-                       if self.matcher.validate_tokens(tokens) == len(tokens)), [])
+        usable = [(closing.strip() in self.endings, tokens) for closing, tokens in self.closings
+                  if not (closing.strip() in self.endings and ended.endswith(closing.strip()))
+                  and self.matcher.validate_tokens(tokens) == len(tokens)]
+        leading = [tokens for is_ending, tokens in usable if not is_ending]
+        ending = [tokens for is_ending, tokens in usable if is_ending]
+        completing = [tokens for tokens in ending if self._completes(tokens)]
+        tokens = next(iter(completing or leading or ending), [])
         if tokens:
             self._since_closing = 0
         return tokens
+
+    def _at_ending(self, ended: str) -> bool:
+        """Whether `ended` (the text, without trailing space) ends with an ending that
+        follows something else: a reply that opens with its closing phrase ("LET'S GO!")
+        goes on to the answer it announces."""
+        return any(ended.endswith(ending) and ended[:-len(ending)].strip()
+                   for ending in self.endings)
+
+    def _completes(self, tokens: list[int]) -> bool:
+        """Whether the grammar is complete once `tokens` are written."""
+        if not self.matcher.consume_tokens(tokens):
+            return False
+        complete = self.matcher.is_accepting()
+        self.matcher.rollback(len(tokens))
+        return complete
 
 
 def allowed_tokens(matcher, vocab_size: int, bitmask: np.ndarray) -> np.ndarray:

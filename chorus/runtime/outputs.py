@@ -261,7 +261,9 @@ class Lark:
     words, sentences the grammar allows, where it bounds them: the closings then come while
     words and sentences are left for what they lead into, not only when the token budget
     runs low. `nudges`: words the text still needs, favoured by a small bias on the logits
-    until it holds them (chorus.runtime.nudging), whether the grammar requires them or not."""
+    until it holds them (chorus.runtime.nudging), whether the grammar requires them or not.
+    `endings`: texts the reply stops at where they complete the grammar (an "ends with"
+    phrase: the grammar would let the model write on past it)."""
 
     source: str
     closings: tuple[str, ...] = ()
@@ -269,6 +271,7 @@ class Lark:
     word_limit: int | None = None
     sentence_limit: int | None = None
     nudges: tuple[Nudge, ...] = ()
+    endings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from chorus.runtime.guidance import grammar_problem
@@ -279,10 +282,12 @@ class Lark:
                 raise UnsupportedSchemaError(f"Grammar cannot be used: {problem}")
         object.__setattr__(self, "closings", tuple(self.closings))
         object.__setattr__(self, "nudges", tuple(self.nudges))
+        object.__setattr__(self, "endings", tuple(self.endings))
 
     @property
     def key(self) -> str:
-        # The matcher is the grammar's alone: closings, fallback and nudges do not change it.
+        # The matcher is the grammar's alone: closings, endings, fallback and nudges do not
+        # change it.
         return _key("lark", self.source)
 
     def fallback_output(self) -> Lark | None:
