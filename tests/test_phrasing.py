@@ -55,6 +55,8 @@ def test_strict_bounds_become_inclusive(before, after, value, expected):
      [{"type": "numbered_sections", "marker": "SECTION", "value": 2}]),
     ("Add a title in double angular brackets, like <<title>>, and end with a P.P.S",
      [{"type": "title"}, {"type": "postscript", "marker": "P.P.S"}]),
+    ("Then add a postscript beginning with P.P.S explaining it.",
+     [{"type": "postscript", "marker": "P.P.S"}]),
     ("Respond in French, with no commas, in JSON format.",
      [{"type": "response_language", "language": "fr"}, {"type": "no_commas"},
       {"type": "json_format"}]),

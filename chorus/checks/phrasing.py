@@ -369,12 +369,13 @@ _NO_COMMAS = (r"(?:no|without|zero|avoid|not? (?:use )?any|don't use|do not use|
 
 
 def _postscript(reader: _Reader, clause: str) -> bool:
-    match = _search(r"(?P<marker>P\.\s?P\.\s?S\.?|P\.\s?S\.?)(?![\w])|post-?script", clause)
-    if match is None:
+    # The marker wherever the clause names it: "a postscript beginning with P.P.S".
+    named = _search(r"P\.\s?P\.\s?S\.?(?![\w])|P\.\s?S\.?(?![\w])", clause)
+    if named is None and _search(r"post-?script", clause) is None:
         return False
-    marker = re.sub(r"\s", "", match["marker"]) if match["marker"] else "P.S."
+    marker = re.sub(r"\s", "", named[0]) if named else "P.S."
     quoted = reader.quoted_in(clause)
-    if not match["marker"] and quoted and quoted[0].upper().startswith("P"):
+    if not named and quoted and quoted[0].upper().startswith("P"):
         marker = quoted[0]
     reader.add({"type": "postscript", "marker": marker})
     return True
