@@ -149,9 +149,11 @@ class Closer:
     def __init__(self, matcher, closings: Sequence[tuple[str, list[int]]], eos_ids: set[int],
                  endings: Sequence[str] = ()):
         self.matcher = matcher
-        self.closings = [(text, tokens) for text, tokens in closings if tokens]
-        self.eos_ids = eos_ids
         self.endings = tuple(endings)
+        # each closing with the ending it writes, if it writes one
+        self.closings = [(text.strip() if text.strip() in self.endings else None, tokens)
+                         for text, tokens in closings if tokens]
+        self.eos_ids = eos_ids
         self._since_closing = self.GAP
         self._due = False
 
@@ -163,7 +165,7 @@ class Closer:
         """The tokens to write instead of `likeliest`, with `left` tokens of budget and
         `text` written so far; [] where it may stand."""
         self._since_closing += 1
-        ended = text.rstrip()
+        ended = text.rstrip() if self.endings else ""
         if self._at_ending(ended) and self.matcher.is_accepting():
             return [min(self.eos_ids)]
         running_out = left <= self.RESERVE and self._since_closing > self.GAP
@@ -171,13 +173,13 @@ class Closer:
         if not (likeliest in self.eos_ids or running_out or due) \
                 or self.matcher.is_accepting():
             return []
-        usable = [(closing.strip() in self.endings, tokens) for closing, tokens in self.closings
-                  if not (closing.strip() in self.endings and ended.endswith(closing.strip()))
+        usable = [(ending, tokens) for ending, tokens in self.closings
+                  if not (ending and ended.endswith(ending))
                   and self.matcher.validate_tokens(tokens) == len(tokens)]
-        leading = [tokens for is_ending, tokens in usable if not is_ending]
-        ending = [tokens for is_ending, tokens in usable if is_ending]
-        completing = [tokens for tokens in ending if self._completes(tokens)]
-        tokens = next(iter(completing or leading or ending), [])
+        leading = [tokens for ending, tokens in usable if not ending]
+        endings = [tokens for ending, tokens in usable if ending]
+        completing = [tokens for tokens in endings if self._completes(tokens)]
+        tokens = next(iter(completing or leading or endings), [])
         if tokens:
             self._since_closing = 0
         return tokens
