@@ -400,6 +400,41 @@ def test_a_closing_written_where_the_model_would_end_leads_to_a_passing_text(dat
     assert constraint.check(text).passed, text
 
 
+def test_a_title_the_response_cannot_open_with_is_led_into_where_the_model_would_end():
+    """An option opens the response, so the title goes elsewhere; where the model would end
+    without one, a heading is opened for it, and never a second one."""
+    data = [{"type": "constrained_response", "options": ["Definitely yes.", "Definitely not."]},
+            {"type": "title"}]
+    compiled = compile_constraints(data)
+    assert compiled.compiled == (0, 1)
+    matcher, closer, eos = _closer_over_bytes(compiled)
+    text = "Definitely not. Work can wait."
+    assert matcher.consume_tokens(list(text.encode()))
+    assert closer.instead_of(eos, 100, text) == list(b"\n\n<<")
+    assert matcher.consume_tokens(list(b"\n\n<<Rest first>>"))
+    assert closer.instead_of(eos, 100, text) == []
+    assert all(result.passed for result in check_all(text + "\n\n<<Rest first>>", data))
+
+    titled = compile_constraints([{"type": "title"}, {"type": "postscript", "marker": "P.S."}])
+    matcher, closer, eos = _closer_over_bytes(titled)
+    assert matcher.consume_tokens(list(b"<<Rest>> Work can wait."))
+    assert closer.instead_of(eos, 100) == list(b"\n\nP.S.")
+    assert not accepts(titled.grammar, "<<Rest>> Work can wait.\n\n<<Again>>\n\nP.S. ok")
+
+
+def test_a_reply_holding_its_sentences_ends_where_the_model_would_write_on():
+    """Masked, the model bent a fourth sentence into what the grammar still took
+    ("tasks._only in emergencies_...") until its budget ran out."""
+    compiled = compile_constraints([{"type": "sentence_count", "relation": "at_most",
+                                     "value": 2}])
+    matcher, closer, eos = _closer_over_bytes(compiled)
+    text = "One is here. Two is here."
+    assert matcher.consume_tokens(list(text.encode()))
+    assert closer.instead_of(ord("x"), 100, text, limit_reached=False) == []
+    assert closer.instead_of(ord("_"), 100, text, limit_reached=True) == []  # allowed: stands
+    assert closer.instead_of(ord("x"), 100, text, limit_reached=True) == [eos]
+
+
 def test_a_postscript_marker_never_stands_alone_on_its_line():
     compiled = compile_constraints([{"type": "postscript", "marker": "P.S."}])
     assert not accepts(compiled.grammar, "Hi.\n\nP.S.\n\nP.S. see you")

@@ -202,3 +202,77 @@ def test_a_repeated_line_that_completes_the_grammar_is_kept():
     assert kept.result(0, 0, 0.0).error is None
     cut = tracked(None)  # free text: the loop is cut where it begins
     assert (cut.texts[0], cut.reasons[0]) == ("good morning\n******", "repetition")
+
+
+def test_a_second_response_copying_the_first_is_taken_back_where_loops_are():
+    """The grammar takes two responses the same; the checker does not. Where loops are taken
+    back, the copy is too, and its first token is passed over there."""
+    import llguidance
+
+    from chorus.checks.compiling import compile_constraints
+    from chorus.runtime.guidance import byte_tokenizer, parser_limits
+
+    output = compile_constraints([{"type": "two_responses", "separator": "******"}]).output
+    matcher = llguidance.LLMatcher(byte_tokenizer(), output.grammar(), limits=parser_limits())
+    request = GenerationRequest(messages="x", max_new_tokens=200, output=output,
+                                stop_on_repeated_line=True)
+    tracker = RowTracker([request], matchers=[matcher], eos_ids={byte_tokenizer().eos_token},
+                         decode=lambda ids: bytes(ids).decode(), on_text=None,
+                         rewind_loops=True)
+    for token in b"good morning\n******\ngood morning\n":
+        tracker.advance(0, token)
+    assert not tracker.finished[0] and tracker.rewound[0] == 1
+    assert tracker.texts[0] == "good morning\n******\n"
+    assert tracker.avoided(0) == ord("g")
+    for token in b"hello there":
+        tracker.advance(0, token)
+    tracker.advance(0, byte_tokenizer().eos_token)
+    assert tracker.reasons[0] == "stop"
+    assert tracker.result(0, 0, 0.0).error is None
+
+
+def test_a_second_response_copying_the_first_at_the_end_is_taken_back():
+    """The copy is the reply's last line, ended by the model rather than by a newline."""
+    import llguidance
+
+    from chorus.checks.compiling import compile_constraints
+    from chorus.runtime.guidance import byte_tokenizer, parser_limits
+
+    output = compile_constraints([{"type": "two_responses", "separator": "******"}]).output
+    matcher = llguidance.LLMatcher(byte_tokenizer(), output.grammar(), limits=parser_limits())
+    request = GenerationRequest(messages="x", max_new_tokens=200, output=output,
+                                stop_on_repeated_line=True)
+    eos = byte_tokenizer().eos_token
+    tracker = RowTracker([request], matchers=[matcher], eos_ids={eos},
+                         decode=lambda ids: bytes(ids).decode(), on_text=None,
+                         rewind_loops=True)
+    for token in [*b"Aqua\n******\nAqua", eos]:
+        tracker.advance(0, token)
+    assert not tracker.finished[0] and tracker.texts[0] == "Aqua\n******\n"
+    assert tracker.avoided(0) == ord("A")
+    for token in [*b"Sip", eos]:
+        tracker.advance(0, token)
+    assert (tracker.texts[0], tracker.reasons[0]) == ("Aqua\n******\nSip", "stop")
+
+
+def test_the_limit_is_reached_with_the_words_or_sentences_the_grammar_allows():
+    from chorus.checks.compiling import compile_constraints
+
+    def tracker(data) -> RowTracker:
+        request = GenerationRequest(messages="x", max_new_tokens=100,
+                                    output=compile_constraints(data).output)
+        return RowTracker([request], matchers=[None], eos_ids=set(),
+                          decode=lambda ids: bytes(ids).decode(), on_text=None)
+
+    sentences = tracker([{"type": "sentence_count", "relation": "at_most", "value": 2}])
+    reached = []
+    for token in b"One is here. Two is here.":
+        sentences.advance(0, token)
+        reached.append(sentences.limit_reached(0))
+    assert reached.index(True) == len(b"One is here. Two is here.") - 1  # at its stop
+    words = tracker([{"type": "word_count", "relation": "at_most", "value": 3}])
+    feed(words, [list(b"one two thre")])
+    assert words.limit_reached(0)
+    free = tracker([{"type": "no_commas"}])
+    feed(free, [list(b"one. two. three. four.")])
+    assert not free.limit_reached(0)

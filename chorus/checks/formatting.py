@@ -271,13 +271,20 @@ class Title(BaseConstraint):
     def describe(self) -> str:
         return "Include a title wrapped in double angular brackets, such as <<poem of joy>>."
 
+    def closings(self) -> list[str]:
+        # Where another constraint opens the response ("Definitely not."), the title goes
+        # elsewhere: a heading of its own where the model would end without one.
+        return ["\n\n<<"]
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         inner = alphabet.where("line nonangle", lambda c: c not in "<>\n")
         solid = alphabet.where("nonspace nonangle", lambda c: not c.isspace() and c not in "<>")
         title = f"<<{inner}*{solid}{inner}*>>"
+        # One title and no '<' beside it, so that the closing is refused once it is written.
         # First choice: the title opens the response, as titles do; else anywhere.
-        return [patterns.token(f"{alphabet.space}*{title}{alphabet.text()}"),
-                patterns.token(patterns.contains(alphabet, title))]
+        rest = f"{alphabet.but('<')}*"
+        return [patterns.token(f"{alphabet.space}*{title}{rest}"),
+                patterns.token(f"{rest}{title}{rest}")]
 
 
 class StartsWith(BaseConstraint):

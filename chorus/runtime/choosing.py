@@ -25,15 +25,19 @@ class NextTokens:
     def __init__(self, request: GenerationRequest, matcher, closer, *,
                  budget_left: Callable[[], int], bitmask: np.ndarray,
                  nudger: Nudger | None = None, text: Callable[[], str] = str,
-                 avoided: Callable[[], int | None] = lambda: None):
+                 avoided: Callable[[], int | None] = lambda: None,
+                 limit_reached: Callable[[], bool] = lambda: False):
         """`budget_left`: the row's new tokens still allowed; `bitmask`: scratch space of
         (vocabulary + 31) // 32 int32 words for the grammar's masks; `text`: the row's text
-        so far, which `nudger` reads; `avoided`: a token not to choose here, if any."""
+        so far, which `nudger` reads; `avoided`: a token not to choose here, if any;
+        `limit_reached`: whether the row holds all the words or sentences its grammar
+        allows (`RowTracker.limit_reached`)."""
         self.matcher = matcher
         self.closer = closer
         self.nudger = nudger
         self.text = text
         self.avoided = avoided
+        self.limit_reached = limit_reached
         self.temperature = request.temperature
         self.top_p = request.top_p
         self.random = np.random.default_rng(request.seed) if request.temperature > 0 else None
@@ -58,7 +62,7 @@ class NextTokens:
             logits[avoided] -= self.AVOIDED
         if self.closer is not None:
             closing = self.closer.instead_of(int(np.argmax(logits)), self.budget_left(),
-                                             self.text())
+                                             self.text(), self.limit_reached())
             if closing:
                 return closing
         # Greedy, a token the grammar allows is the masked argmax too: checking that one

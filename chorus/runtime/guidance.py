@@ -109,9 +109,11 @@ class GrammarCache:
         return len(tokens) == 1 and self.llg_tokenizer.is_special_token(tokens[0])
 
     def closer(self, output: OutputType, matcher, eos_ids: set[int]) -> Closer | None:
-        """The `Closer` of one generation of `output` (None where it has no closings)."""
+        """The `Closer` of one generation of `output` (None where it has no closings, endings
+        or limit of words or sentences)."""
         closings = getattr(output, "closings", ())
-        if not closings:
+        if not (closings or getattr(output, "endings", ()) or getattr(output, "word_limit", None)
+                or getattr(output, "sentence_limit", None)):
             return None
         tokenize = self.llg_tokenizer.tokenize_str
         return Closer(matcher, [(text, tokenize(text)) for text in closings], eos_ids,
@@ -137,6 +139,11 @@ class Closer:
     from there. Where the model started to loop and its loop was taken back (`RowTracker`),
     a closing is written at once (`close_next`).
 
+    The reply also stops where it holds all the words or sentences its grammar allows, the
+    grammar is complete, and the model's likeliest token goes on where the grammar refuses
+    it: masked, the model bent its next sentence into whatever the grammar still took
+    ("tasks._only in emergencies_...") until its budget ran out.
+
     `endings` (an "ends with" phrase) stop the reply where the text ends with one, after
     something else, and the grammar is complete. Their closings come after the others
     unless they complete the grammar, and not where the text ends with the phrase already:
@@ -161,12 +168,16 @@ class Closer:
         """Write a closing at the next token, whatever the model would write."""
         self._due = True
 
-    def instead_of(self, likeliest: int, left: int, text: str = "") -> list[int]:
-        """The tokens to write instead of `likeliest`, with `left` tokens of budget and
-        `text` written so far; [] where it may stand."""
+    def instead_of(self, likeliest: int, left: int, text: str = "",
+                   limit_reached: bool = False) -> list[int]:
+        """The tokens to write instead of `likeliest`, with `left` tokens of budget, `text`
+        written so far and the grammar's words or sentences all written or not; [] where
+        it may stand."""
         self._since_closing += 1
         ended = text.rstrip() if self.endings else ""
-        if self._at_ending(ended) and self.matcher.is_accepting():
+        if self.matcher.is_accepting() and (
+                self._at_ending(ended) or limit_reached and likeliest not in self.eos_ids
+                and not self.matcher.validate_tokens([likeliest])):
             return [min(self.eos_ids)]
         running_out = left <= self.RESERVE and self._since_closing > self.GAP
         due, self._due = self._due, False

@@ -190,7 +190,8 @@ class LlamaCppBackend:
                              budget_left=lambda: tracker.budget_left(0),
                              nudger=self.grammars.nudger(request.output),
                              text=lambda: tracker.texts[0],
-                             avoided=lambda: tracker.avoided(0))
+                             avoided=lambda: tracker.avoided(0),
+                             limit_reached=lambda: tracker.limit_reached(0))
         started = time.perf_counter()
         switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
         self._prefill(request.adapter, tokens)

@@ -82,7 +82,8 @@ class LocalBackend:
                              budget_left=lambda: tracker.budget_left(0),
                              nudger=self.grammars.nudger(request.output),
                              text=lambda: tracker.texts[0],
-                             avoided=lambda: tracker.avoided(0))
+                             avoided=lambda: tracker.avoided(0),
+                             limit_reached=lambda: tracker.limit_reached(0))
         return Row(request, prompt + prefix, len(prompt), adapter, tracker, chooser)
 
     def _tokens(self, text: str) -> list[int]:

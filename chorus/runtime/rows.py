@@ -113,7 +113,8 @@ class RowTracker:
     def advance(self, row: int, token: int) -> None:
         """Row `row` chose `token`: record it, and finish the row if it is done."""
         if token in self.eos_ids:
-            self._finish(row, "stop")
+            if not self._last_line_copied(row):
+                self._finish(row, "stop")
             return
         self.token_ids[row].append(token)
         matcher = self.matchers[row]
@@ -132,11 +133,12 @@ class RowTracker:
                 return
         if self.stop_on_repeat[row]:
             cut = repetition_start(text)
-            if cut is not None and self._rewind(row, cut):
+            breaks = cut is not None and self._cut_breaks_grammar(row, text[:cut].rstrip())
+            if cut is not None and self._rewind(row, cut, breaks):
                 return
-            if cut is not None and self._cut_breaks_grammar(row, text[:cut].rstrip()):
-                # Complete with its repeated line and not without it (two responses, the
-                # second a copy of the first): it ends as it is, a valid answer.
+            if breaks:
+                # Complete with its repeated line and not without it, and not taken back
+                # (no rewinds, or too many): it ends as it is, what the grammar accepts.
                 self._finish(row, "stop")
                 return
             if cut is not None:
@@ -169,6 +171,26 @@ class RowTracker:
             left = min(left, (sentences - ended - 1) * self.TOKENS_PER_SENTENCE)
         return left
 
+    def _last_line_copied(self, row: int) -> bool:
+        """At the end of the reply, its last line is complete too: where it repeats an
+        earlier line that the grammar needs it to differ from ("Aqua" twice as two
+        responses), it is taken back as a loop would be; whether it was."""
+        if not self.stop_on_repeat[row] or not self.may_rewind(row):
+            return False
+        text = self.texts[row]
+        cut = repeated_line_start(text + "\n")
+        return cut is not None and self._cut_breaks_grammar(row, text[:cut].rstrip()) \
+            and self._rewind(row, cut, cut_breaks_grammar=True)
+
+    def limit_reached(self, row: int) -> bool:
+        """Whether row `row` holds all the words or sentences its grammar allows
+        (`Lark.word_limit`, `Lark.sentence_limit`); a sentence just ended counts."""
+        output, text = self.requests[row].output, self.texts[row]
+        words = getattr(output, "word_limit", None)
+        sentences = getattr(output, "sentence_limit", None)
+        return (words is not None and len(text.split()) >= words) or (
+            sentences is not None and len(_SENTENCE_END.findall(text + " ")) >= sentences)
+
     def _cut_breaks_grammar(self, row: int, kept: str) -> bool:
         """Whether row `row`'s grammar, complete at its whole text, refuses `kept`."""
         matcher, output = self.matchers[row], self.requests[row].output
@@ -180,12 +202,13 @@ class RowTracker:
             return True
         return False
 
-    def _rewind(self, row: int, cut: int) -> bool:
+    def _rewind(self, row: int, cut: int, cut_breaks_grammar: bool = False) -> bool:
         """Take back the tokens of a constrained row's loop, which begins at character
-        `cut`, where the grammar is not complete (ending there would fail it); whether it
-        was taken back."""
+        `cut`, where ending there would fail the grammar: it is not complete yet, or it is
+        complete only with the loop (the second of two responses a copy of the first, which
+        the checker refuses); whether it was taken back."""
         matcher, ids = self.matchers[row], self.token_ids[row]
-        if not self.may_rewind(row) or matcher.is_accepting() \
+        if not self.may_rewind(row) or (matcher.is_accepting() and not cut_breaks_grammar) \
                 or self.rewound[row] >= self.MAX_REWINDS or cut < self._emitted[row]:
             return False
         keep = len(ids)
