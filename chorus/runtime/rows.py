@@ -173,8 +173,9 @@ class RowTracker:
 
     def _last_line_copied(self, row: int) -> bool:
         """At the end of the reply, its last line is complete too: where it repeats an
-        earlier line that the grammar needs it to differ from ("Aqua" twice as two
-        responses), it is taken back as a loop would be; whether it was."""
+        earlier line and the grammar is complete only with it (two responses, "Aqua" and
+        "Aqua", which the checker refuses), it is taken back as a loop would be; whether
+        it was."""
         if not self.stop_on_repeat[row] or not self.may_rewind(row):
             return False
         text = self.texts[row]
