@@ -176,7 +176,7 @@ class RowTracker:
         earlier line and the grammar is complete only with it (two responses, "Aqua" and
         "Aqua", which the checker refuses), it is taken back as a loop would be; whether
         it was."""
-        if not self.stop_on_repeat[row] or not self.may_rewind(row):
+        if not self.may_rewind(row):  # which holds only where repeats are watched
             return False
         text = self.texts[row]
         cut = repeated_line_start(text + "\n")
