@@ -45,22 +45,51 @@ def raised(nudger: Nudger, text: str, size: int, likeliest: int | None = None) -
 def test_a_keyword_is_favoured_until_the_text_holds_it_enough_times(vocabulary, tokens):
     nudger = Nudger([keyword_nudge("rain", 2)], tokens)
     size = vocabulary.vocab_size
-    favoured = {token_of(vocabulary, " rain"), token_of(vocabulary, " Rain"),
-                token_of(vocabulary, "Rain")}
+    spaced = {token_of(vocabulary, " rain"), token_of(vocabulary, " Rain")}
+    favoured = spaced | {token_of(vocabulary, "Rain")}  # the last where no word goes on
 
     def favours(text: str) -> set[int]:
         return set(np.flatnonzero(raised(nudger, text, size) > 0).tolist())
 
     assert favours("The sky is grey.") == favoured
-    assert favours("Raindrops fall" + FILLER) == favoured  # not the word: still wanted
-    assert favours("The rain falls" + FILLER) == favoured  # one of two
+    assert favours("") == favoured
+    assert favours("Raindrops fall" + FILLER) == spaced  # not the word: still wanted
+    assert favours("The rain falls" + FILLER) == spaced  # one of two
+    assert favours("The rain falls" + FILLER + ".\n") == favoured
     assert favours("The rain") == set()  # it rests just after one
     assert favours("The rain falls" + FILLER + " rain") == set()  # twice: done
-    assert np.all(raised(nudger, "The sky", size)[list(favoured)] == Nudger.BIAS)
+    assert np.all(raised(nudger, "The sky", size)[list(spaced)] == Nudger.BIAS)
     # Just written, the word ends there: "rainy" would not count.
     after = raised(nudger, "The rain", size)
     assert after[token_of(vocabulary, "y")] == -Nudger.BIAS
     assert after[token_of(vocabulary, " falls")] == 0
+
+
+def test_a_keyword_wanted_exactly_so_often_is_barred_once_written_so_often(vocabulary,
+                                                                           tokens):
+    """"Flour" exactly twice: favoured until written twice, barred after (a model that
+    liked the word wrote it twelve times)."""
+    nudger = Nudger([keyword_nudge("flour", 2, most=2)], tokens)
+    size = vocabulary.vocab_size
+    flour = token_of(vocabulary, " flour")
+    assert raised(nudger, "Add", size)[flour] == Nudger.BIAS
+    assert raised(nudger, "Add flour" + FILLER, size)[flour] == Nudger.BIAS
+    two = "Add flour" + FILLER + ", then flour" + FILLER
+    assert raised(nudger, two, size)[flour] == -Nudger.BAR
+    whole = tokens.starts(("flour",)).whole  # " flour", " Flour", "Flour" where one token
+    assert flour in whole
+    assert np.all(raised(nudger, two + ".\n", size)[whole] == -Nudger.BAR)
+    [nudge] = compile_constraints([{"type": "keyword_frequency", "keyword": "flour",
+                                    "relation": "exactly", "value": 2}]).nudges
+    assert (nudge.times, nudge.most) == (2, 2)
+    [at_least] = compile_constraints([{"type": "keyword_frequency", "keyword": "flour",
+                                       "relation": "at_least", "value": 2}]).nudges
+    assert at_least.most is None
+    # A forbidden word is barred from the start, pieces that start other words are not.
+    [forbidden] = compile_constraints([{"type": "forbidden_words", "words": ["flour"]}]).nudges
+    barred = raised(Nudger([forbidden], tokens), "Add", size)
+    assert barred[flour] == -Nudger.BAR
+    assert set(np.flatnonzero(barred).tolist()) == set(whole.tolist())
 
 
 @given(st.lists(st.sampled_from(["rain", "Rain", "RAIN", "rainy", "brain", "rain's",
@@ -122,6 +151,17 @@ def test_compiled_constraints_carry_the_nudges_of_what_they_need():
     capitals = {"type": "capital_word_frequency", "relation": "at_least", "value": 3}
     [nudge] = compile_constraints([capitals]).nudges
     assert nudge.capitals and nudge.times == 3
+
+
+
+def test_a_nudge_favours_its_word_as_the_other_constraints_write_it():
+    """All in capitals, a nudge toward " food" is masked: it favours " FOOD" instead."""
+    keyword = {"type": "include_keywords", "keywords": ["Food"]}
+    [upper] = compile_constraints([keyword, {"type": "uppercase"}]).nudges
+    [lower] = compile_constraints([keyword, {"type": "lowercase"}]).nudges
+    [plain] = compile_constraints([keyword]).nudges
+    assert (upper.words, lower.words, plain.words) == (("FOOD",), ("food",), ("Food",))
+    assert upper.pattern == plain.pattern  # counted as the checker counts, in any case
 
 
 @pytest.mark.parametrize("backend", ["tiny", "smol_llama"])

@@ -104,9 +104,15 @@ class BaseConstraint(BaseModel):
         return None
 
     def nudges(self) -> list[Nudge]:
-        """Words it needs written, for the decoder to favour until the text holds them
-        (`chorus.runtime.nudging`): a keyword, words in capitals; [] where it needs none."""
+        """Words it needs written, for the decoder to favour until the text holds them, or
+        to bar once it holds enough (`chorus.runtime.nudging`): a keyword, words in
+        capitals, a forbidden word; [] where it has none."""
         return []
+
+    def as_written(self, nudge: Nudge) -> Nudge:
+        """`nudge` toward its words as text that meets this constraint writes them: in
+        capitals where every letter must be one (a nudge toward " food" is masked there)."""
+        return nudge
 
     def grammars(self, alphabet: Alphabet) -> list[str]:
         """Lark token expressions over the whole response (see `patterns`), most preferred

@@ -61,6 +61,9 @@ class Lowercase(BaseConstraint):
     def describe(self) -> str:
         return "Write the entire response in lowercase letters, with no capital letters at all."
 
+    def as_written(self, nudge: Nudge) -> Nudge:
+        return nudge.with_words(str.lower)
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         rest = alphabet.where("not upper", lambda c: not c.isupper())
         lower = alphabet.where("lower", str.islower)
@@ -82,6 +85,9 @@ class Uppercase(BaseConstraint):
 
     def describe(self) -> str:
         return "Write the entire response in capital letters, with no lowercase letters at all."
+
+    def as_written(self, nudge: Nudge) -> Nudge:
+        return nudge.with_words(str.upper)
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         rest = alphabet.where("not lower", lambda c: not c.islower())

@@ -101,6 +101,8 @@ def compile_constraints(constraints: Sequence[BaseConstraint | dict[str, Any]], 
                       in_conflict, alphabet)
     nudges = tuple(nudge for index, constraint in enumerate(parsed)
                    if index not in in_conflict for nudge in constraint.nudges())
+    for index in chosen.compiled:
+        nudges = tuple(parsed[index].as_written(nudge) for nudge in nudges)
     if chosen.grammar is None and nudges:
         chosen = replace(chosen, grammar=grammar_of([], alphabet))
     for index, reason in chosen.left.items():

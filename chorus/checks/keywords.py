@@ -28,10 +28,11 @@ def occurrences(keyword: str, text: str) -> int:
     return len(phrase_pattern(keyword).findall(text))
 
 
-def keyword_nudge(keyword: str, times: int) -> Nudge:
-    """Favour `keyword` until the text holds it `times` times, counted as `occurrences`."""
+def keyword_nudge(keyword: str, times: int, most: int | None = None) -> Nudge:
+    """Favour `keyword` until the text holds it `times` times, counted as `occurrences`;
+    bar it once the text holds it `most` times."""
     return Nudge(pattern=f"(?i){phrase_pattern(keyword).pattern}", times=times,
-                 words=(keyword,))
+                 words=(keyword,), most=most)
 
 
 class IncludeKeywords(BaseConstraint):
@@ -74,6 +75,9 @@ class ForbiddenWords(BaseConstraint):
         noun = "word" if len(self.words) == 1 else "words"
         return f"Do not use the {noun} {listing(self.words, 'or')} anywhere in the response."
 
+    def nudges(self) -> list[Nudge]:
+        return [keyword_nudge(word, 0, most=0) for word in self.words]
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         # One complement per word: an alternation under one complement compiles 40x slower.
         return [" & ".join(patterns.complement(patterns.occurrences(alphabet, word, 1,
@@ -101,7 +105,10 @@ class KeywordFrequency(BaseConstraint):
         return self.relation != "at_most" and self.value > 0
 
     def nudges(self) -> list[Nudge]:
-        return [keyword_nudge(self.keyword, self.value)] if self.needs_content() else []
+        if not self.needs_content():
+            return []
+        return [keyword_nudge(self.keyword, self.value,
+                              self.value if self.relation == "exactly" else None)]
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         parts = []

@@ -5,7 +5,12 @@ rain without the word, and no grammar can place a keyword for it: a grammar that
 the word only forbids ending without it, and the model writes on to its budget. A nudge
 instead raises the tokens that start the word by `Nudger.BIAS` while the text holds it fewer
 times than needed, so the model writes it where it already half wanted to ("A raindrop
-falls" becomes "The rain falls"), and never where it is far from its mind. Words in
+falls" becomes "The rain falls"), and never where it is far from its mind. A word the
+text may hold no more than N times is barred once it holds them (where one token is the
+whole word): a forbidden word from the start, or the model, set on it, writes it and the
+grammar glues it to what follows ("deliciousChocolate"); a keyword wanted exactly twice
+after the second, which no grammar does cheaply (the complement of three matches beside an
+answer's counters took masks of seconds and ran the lexer out of fuel). Words in
 capitals are nudged otherwise: the model's likeliest next word, where it is a content word,
 is written in capitals ("handle with care" -> "handle with CARE"), because a bias toward
 the vocabulary's capital tokens favours fragments and acronyms (" ITE", " CF"). Once a word
@@ -18,7 +23,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -32,15 +37,21 @@ while""".split())
 @dataclass(frozen=True)
 class Nudge:
     """`times` matches of `pattern` (a regex source) wanted in the text; what is favoured
-    until then: the first token of each of `words` after a space or at a line's start, and
-    with `capitals`, the model's likeliest word in capitals. After a match, the nudge rests
-    for `spacing` characters."""
+    until then: the first token of each of `words` after a space or where no word goes on,
+    and with `capitals`, the model's likeliest word in capitals. After a match, the nudge
+    rests for `spacing` characters. With `most`, no more matches are wanted than that:
+    once the text holds them, the first tokens of `words` are barred."""
 
     pattern: str
     times: int
     words: tuple[str, ...] = ()
     capitals: bool = False
     spacing: int = 40
+    most: int | None = None
+
+    def with_words(self, convert: Callable[[str], str]) -> Nudge:
+        """This nudge toward its words as `convert` writes them (in capitals)."""
+        return replace(self, words=tuple(convert(word) for word in self.words))
 
     def to_state(self) -> dict:
         return {**asdict(self), "words": list(self.words)}
@@ -57,22 +68,29 @@ class NudgeTokens:
 
     def __init__(self, tokenizer: Callable[[], object]):
         self._tokenizer = tokenizer
-        self._ids: dict[tuple[str, ...], np.ndarray] = {}
+        self._ids: dict[tuple[str, ...], WordStarts] = {}
         self._texts: list[str] | None = None
         self._going_on: np.ndarray | None = None
         self._twins: Twins | None = None
         self._lock = threading.Lock()
 
-    def starts(self, words: tuple[str, ...]) -> np.ndarray:
-        """The first token of each word after a space, and capitalized at a line's start."""
+    def starts(self, words: tuple[str, ...]) -> WordStarts:
+        """Where each of `words` starts in this vocabulary (`WordStarts`)."""
         with self._lock:
             if words not in self._ids:
                 tokenizer = self._tokenizer()
-                variants = {form for word in words for capital in (word[:1].upper() + word[1:],)
-                            for form in (f" {word}", f" {capital}", capital)}
-                self._ids[words] = np.array(sorted({tokens[0] for form in variants
-                                                    if (tokens := tokenizer.tokenize_str(form))}),
-                                            dtype=np.int64)
+                capitals = [word[:1].upper() + word[1:] for word in words]
+                spaced = [f" {word}" for word in dict.fromkeys([*words, *capitals])]
+                pieces = {form: tokenizer.tokenize_str(form) for form in [*spaced, *capitals]}
+
+                def first(forms: list[str], whole: bool = False) -> np.ndarray:
+                    return np.array(sorted({tokens[0] for form in forms
+                                            if (tokens := pieces[form])
+                                            and (len(tokens) == 1 or not whole)}),
+                                    dtype=np.int64)
+
+                self._ids[words] = WordStarts(first(spaced), first(capitals),
+                                              first([*spaced, *capitals], whole=True))
             return self._ids[words]
 
     def going_on(self) -> np.ndarray:
@@ -109,6 +127,18 @@ class NudgeTokens:
 
 
 @dataclass(frozen=True)
+class WordStarts:
+    """The first tokens of words: `spaced` after a space, as they are and capitalized;
+    `bare` capitalized with no space before them, for a line's start (elsewhere they go on
+    the word before: "TRACK" + "DOG"); `whole` those of either that are the whole word,
+    which a bar takes away (a piece such as " Sim" also starts other words)."""
+
+    spaced: np.ndarray
+    bare: np.ndarray
+    whole: np.ndarray
+
+
+@dataclass(frozen=True)
 class Twins:
     """Tokens in capitals of the same text: `words` for " word" (a content word of 4 letters
     or more after a space), `rest` for the lowercase letters that go on a word ("ology")."""
@@ -132,6 +162,7 @@ class Nudger:
     # name). Measured on 24 instructions' first answers (benchmarks/RESULTS.md): the
     # nudged constraints met 16 of 27 at 3, 19 at 5.
     BIAS = 5.0
+    BAR = 1e4  # taken off a barred word's first tokens: still written where nothing else can be
 
     def __init__(self, nudges: Sequence[Nudge], tokens: NudgeTokens):
         self._nudges = [(nudge, re.compile(nudge.pattern), tokens.starts(nudge.words),
@@ -141,12 +172,18 @@ class Nudger:
     def bias(self, logits: np.ndarray, text: str) -> np.ndarray:
         raised = np.array(logits, dtype=np.float32)  # not the backend's own buffer
         changed = False
-        for nudge, pattern, starts, twins in self._nudges:
+        word_goes_on = bool(text) and _GOES_ON.match(text[-1]) is not None
+        for nudge, pattern, words, twins in self._nudges:
+            starts = words.spaced if word_goes_on else np.concatenate([words.spaced,
+                                                                       words.bare])
             matches = list(pattern.finditer(text))
             wanted = len(matches) < nudge.times and not (
                 matches and matches[-1].end() > len(text) - nudge.spacing)
             if wanted and len(starts):
                 raised[starts[starts < len(raised)]] += self.BIAS
+                changed = True
+            if nudge.most is not None and len(matches) >= nudge.most and len(words.whole):
+                raised[words.whole[words.whole < len(raised)]] -= self.BAR
                 changed = True
             if nudge.words and matches and matches[-1].end() == len(text) \
                     and len(matches) <= nudge.times:
