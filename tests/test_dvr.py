@@ -12,7 +12,7 @@ import pytest
 from test_graphs_tiny import _chorus
 
 from chorus.agents.dividing import Division, divide
-from chorus.agents.dvr import DivideVerifyRefine, DvrOutcome
+from chorus.agents.dvr import DivideVerifyRefine, DvrOutcome, echoes
 from chorus.checks import parse_constraint
 from chorus.errors import RepositoryError
 from chorus.graphs import GraphRunner, builtin_graph, load_spec
@@ -91,6 +91,37 @@ def test_a_successful_refinement_is_stored_and_then_retrieved(tiny, tmp_path):
     assert again.repository_hits == 1
     assert turns[2] == "a note.\np.s. bring cake"  # the example's answer, as a solved turn
     assert "another note." in turns[3]
+
+
+def test_a_refinement_that_echoes_its_prompt_is_neither_kept_nor_stored(tiny, tmp_path):
+    """A small model asked for a second "waves" appended the feedback itself, which passes
+    the count and answers nothing; a candidate that does not echo is picked first."""
+    repository = RefinementRepository(tmp_path / "refinements.db")
+    loop = DivideVerifyRefine(tiny, repository)
+    waves = [parse_constraint({"type": "keyword_frequency", "keyword": "waves",
+                               "relation": "exactly", "value": 2})]
+    outcome = loop.start(Division("write a poem with 'waves' twice", waves), "waves dance.")
+    [feedback] = [result.feedback for result in outcome.best.results]
+    echo = f"waves dance.\n\nproblem: {feedback.lower()}"
+    assert outcome.constraints[0].check(echo).passed
+    assert loop.pick(outcome, [echo, "waves dance, waves sleep."]) == "waves dance, waves sleep."
+    assert loop.pick(outcome, [echo, "waves dance at night."]) == "waves dance at night."
+    loop.observe(outcome, echo)
+    assert outcome.response == "waves dance." and len(repository) == 0
+    loop.observe(outcome, "waves dance, waves sleep.")
+    assert outcome.all_passed and len(repository) == 1
+
+
+def test_an_echo_is_what_the_prompt_told_and_neither_the_instruction_nor_the_answer_held():
+    told = ("Paragraph 2 starts with 'This'; it must start with the word 'Before' (it now "
+            "reads 'This is a great example of how technolo…'). Use the word 'Before' first.")
+    answer = "Intro.\n\nThis is a great example of how technology helps."
+    assert not echoes("Intro.\n\nBefore this, a great example of how technology helps.",
+                      told, f"Write two paragraphs. {answer}")  # the excerpt was the answer's
+    assert echoes("Intro. It must start with the word 'Before' now.", told, answer)
+    assert not echoes("In my opinion the answer is yes, since it rains.",
+                      "Start your response with 'In my opinion the answer is yes'.",
+                      "Say 'In my opinion the answer is yes' first.")
 
 
 def test_refinement_rounds_are_bounded_and_batched(tiny):

@@ -20,6 +20,7 @@ from typing import Any
 from chorus.agents.dividing import Division, divide
 from chorus.agents.prompting import load_template, render
 from chorus.checks import CheckResult, check_all, parse_constraint
+from chorus.checks.base import words
 from chorus.checks.compiling import CompiledConstraints, compile_constraints
 from chorus.checks.conflicts import conflicting_pairs
 from chorus.errors import ConstraintSpecError, RepositoryError
@@ -164,6 +165,18 @@ def refine_request(instruction: str, response: str, constraint: Any, result: Che
     return GenerationRequest(messages=messages, adapter=adapter, temperature=temperature,
                              seed=seed, max_new_tokens=max_new_tokens,
                              stop_on_repeated_line=True, output=output)
+
+
+def echoes(text: str, told: str, given: str, run: int = 6) -> bool:
+    """Whether `text` holds `run` words in a row of `told` (a refinement's feedback and
+    requirement) that `given` (the instruction and the response refined) does not. Asked to
+    use "waves" twice, Qwen 0.5B appended "problem: the word waves appears once; exactly 2
+    are required - add 1 more occurrence.", which passes the count and answers nothing."""
+    def runs(source: str) -> set[tuple[str, ...]]:
+        found = [word.casefold() for word in words(source)]
+        return {tuple(found[i:i + run]) for i in range(len(found) - run + 1)}
+
+    return bool((runs(told) - runs(given)) & runs(text))
 
 
 def _requirement(example: Refinement) -> str:
@@ -319,31 +332,42 @@ class DivideVerifyRefine:
         return replace(output, fallback=outcome.output or output.fallback)
 
     def pick(self, outcome: DvrOutcome, texts: Sequence[str]) -> str:
-        """The candidate passing most constraints; among equals, one that fixes the target."""
+        """The candidate passing most constraints, one that does not echo the refinement's
+        prompt first; among equals, one that fixes the target."""
         index = self.target(outcome)
 
-        def score(text: str) -> tuple[int, bool]:
+        def score(text: str) -> tuple[bool, int, bool]:
             results = check_all(text, outcome.constraints)
-            return sum(r.passed for r in results), results[index].passed
+            return not self._echoes_prompt(outcome, text), sum(r.passed for r in results), \
+                results[index].passed
 
         return max(texts, key=score)
 
     def observe(self, outcome: DvrOutcome, text: str) -> None:
-        """Check a refined response; keep it if it passes more constraints than the best."""
+        """Check a refined response; keep it if it passes more constraints than the best
+        and does not echo the refinement's prompt."""
         index = self.target(outcome)
         before = outcome.best
         after = Attempt(text, check_all(text, outcome.constraints))
+        echoed = self._echoes_prompt(outcome, text)
         outcome.history.append(after)
         outcome.latest = text
         outcome.iterations += 1
         outcome.last_target = index
-        if after.passed > before.passed:
+        if after.passed > before.passed and not echoed:
             outcome.best = after
         # Only a clean fix teaches: one that broke another constraint is no example to copy.
         regressed = any(b.passed and not a.passed
                         for b, a in zip(before.results, after.results, strict=True))
-        if after.results[index].passed and not regressed:
+        if after.results[index].passed and not regressed and not echoed:
             self._store(outcome, index, before, after)
+
+    def _echoes_prompt(self, outcome: DvrOutcome, text: str) -> bool:
+        """Whether `text`, a refinement of the best response so far, echoes what its prompt
+        told the model (`echoes`)."""
+        index = self.target(outcome)
+        told = f"{outcome.best.results[index].feedback} {outcome.constraints[index].describe()}"
+        return echoes(text, told, f"{outcome.instruction} {outcome.best.response}")
 
     def _retrieve(self, instruction: str, result: CheckResult) -> list[Refinement]:
         if self.repository is None or not self.examples:

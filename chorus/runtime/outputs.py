@@ -261,7 +261,8 @@ class Lark:
     words, sentences the grammar allows, where it bounds them: the closings then come while
     words and sentences are left for what they lead into, not only when the token budget
     runs low. `nudges`: words the text still needs, favoured by a small bias on the logits
-    until it holds them (chorus.runtime.nudging), whether the grammar requires them or not.
+    until it holds them, or barred once it holds as many as allowed (chorus.runtime.nudging),
+    whether the grammar requires them or not.
     `endings`: texts the reply stops at where they complete the grammar (an "ends with"
     phrase: the grammar would let the model write on past it)."""
 
