@@ -13,6 +13,7 @@ from test_graphs_tiny import _chorus
 
 from chorus.agents.dividing import Division, divide
 from chorus.agents.dvr import DivideVerifyRefine, DvrOutcome, echoes
+from chorus.agents.prompting import load_template
 from chorus.checks import parse_constraint
 from chorus.errors import RepositoryError
 from chorus.graphs import GraphRunner, builtin_graph, load_spec
@@ -119,6 +120,13 @@ def test_an_echo_is_what_the_prompt_told_and_neither_the_instruction_nor_the_ans
     assert not echoes("Intro.\n\nBefore this, a great example of how technology helps.",
                       told, f"Write two paragraphs. {answer}")  # the excerpt was the answer's
     assert echoes("Intro. It must start with the word 'Before' now.", told, answer)
+    # What the prompt quotes is not run into its wording: the keywords may come with "and".
+    keywords = parse_constraint({"type": "include_keywords",
+                                 "keywords": ["rain", "cloud", "storm", "morning dew"]})
+    assert not echoes("Grey rain, cloud and storm and morning dew in the night sky.",
+                      keywords.describe(), "Write about the weather; use rain, cloud, storm.")
+    assert echoes("Rewrite the response so that it meets the requirement.",
+                  load_template("refine_request").template, "Write a poem.")
     assert not echoes("In my opinion the answer is yes, since it rains.",
                       "Start your response with 'In my opinion the answer is yes'.",
                       "Say 'In my opinion the answer is yes' first.")

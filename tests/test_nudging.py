@@ -143,7 +143,8 @@ def test_compiled_constraints_carry_the_nudges_of_what_they_need():
     assert CompiledConstraints.from_state(compiled.to_state()).nudges == compiled.nudges
     at_most = {"type": "keyword_frequency", "keyword": "rain", "relation": "at_most",
                "value": 2}
-    assert compile_constraints([at_most]).nudges == ()
+    [most] = compile_constraints([at_most]).nudges  # barred past the count, never favoured
+    assert (most.times, most.most) == (0, 2)
     # Constraints in conflict are left to refinement, which reports them: no nudge either.
     conflict = [{"type": "keyword_frequency", "keyword": "rain", "relation": "at_least",
                  "value": 2}, {"type": "forbidden_words", "words": ["rain"]}]

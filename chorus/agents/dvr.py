@@ -12,6 +12,7 @@ run as one batch per round.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -168,15 +169,23 @@ def refine_request(instruction: str, response: str, constraint: Any, result: Che
 
 
 def echoes(text: str, told: str, given: str, run: int = 6) -> bool:
-    """Whether `text` holds `run` words in a row of `told` (a refinement's feedback and
-    requirement) that `given` (the instruction and the response refined) does not. Asked to
-    use "waves" twice, Qwen 0.5B appended "problem: the word waves appears once; exactly 2
-    are required - add 1 more occurrence.", which passes the count and answers nothing."""
+    """Whether `text` holds `run` words in a row of `told` (a refinement's prompt: its
+    feedback, requirement and wording) that `given` (the instruction and the response
+    refined) does not. Asked to use "waves" twice, Qwen 0.5B appended "problem: the word
+    waves appears once; exactly 2 are required - add 1 more occurrence.", which passes the
+    count and answers nothing. Runs do not cross what `told` quotes ('rain', 'cloud' and
+    'storm'): an answer may well write the quoted words with the "and" between them."""
     def runs(source: str) -> set[tuple[str, ...]]:
-        found = [word.casefold() for word in words(source)]
-        return {tuple(found[i:i + run]) for i in range(len(found) - run + 1)}
+        found = set()
+        for piece in _QUOTED.split(source):
+            pieces = [word.casefold() for word in words(piece)]
+            found.update(tuple(pieces[i:i + run]) for i in range(len(pieces) - run + 1))
+        return found
 
     return bool((runs(told) - runs(given)) & runs(text))
+
+
+_QUOTED = re.compile(r"(?<!\w)'[^'\n]*'(?!\w)")  # as `chorus.checks.base.quoted` writes
 
 
 def _requirement(example: Refinement) -> str:
@@ -366,8 +375,10 @@ class DivideVerifyRefine:
         """Whether `text`, a refinement of the best response so far, echoes what its prompt
         told the model (`echoes`)."""
         index = self.target(outcome)
-        told = f"{outcome.best.results[index].feedback} {outcome.constraints[index].describe()}"
-        return echoes(text, told, f"{outcome.instruction} {outcome.best.response}")
+        told = "\n".join([outcome.best.results[index].feedback,
+                          outcome.constraints[index].describe(),
+                          load_template("refine_request").template])
+        return echoes(text, told, f"{outcome.instruction}\n{outcome.best.response}")
 
     def _retrieve(self, instruction: str, result: CheckResult) -> list[Refinement]:
         if self.repository is None or not self.examples:

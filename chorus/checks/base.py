@@ -111,7 +111,8 @@ class BaseConstraint(BaseModel):
 
     def as_written(self, nudge: Nudge) -> Nudge:
         """`nudge` toward its words as text that meets this constraint writes them: in
-        capitals where every letter must be one (a nudge toward " food" is masked there)."""
+        capitals where every letter must be one (a nudge toward " food" is masked there),
+        in lowercase where none may be."""
         return nudge
 
     def grammars(self, alphabet: Alphabet) -> list[str]:

@@ -105,10 +105,12 @@ class KeywordFrequency(BaseConstraint):
         return self.relation != "at_most" and self.value > 0
 
     def nudges(self) -> list[Nudge]:
-        if not self.needs_content():
-            return []
-        return [keyword_nudge(self.keyword, self.value,
-                              self.value if self.relation == "exactly" else None)]
+        # Favoured up to its count where it needs content; barred past it where there is
+        # a most (the grammar may hold the bound, but a model set on the word writes it and
+        # is led to glue it to what follows, as with forbidden words).
+        wanted = self.value if self.needs_content() else 0
+        most = None if self.relation == "at_least" else self.value
+        return [keyword_nudge(self.keyword, wanted, most)] if wanted or most is not None else []
 
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         parts = []

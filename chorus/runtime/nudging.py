@@ -40,7 +40,9 @@ class Nudge:
     until then: the first token of each of `words` after a space or where no word goes on,
     and with `capitals`, the model's likeliest word in capitals. After a match, the nudge
     rests for `spacing` characters. With `most`, no more matches are wanted than that:
-    once the text holds them, the first tokens of `words` are barred."""
+    once the text holds them, the tokens that are one of `words` whole are barred. A word
+    written in pieces (" fl" + "our") passes a bar: where the grammar holds the count, that
+    is still refused; elsewhere the checkers report it."""
 
     pattern: str
     times: int
@@ -50,7 +52,7 @@ class Nudge:
     most: int | None = None
 
     def with_words(self, convert: Callable[[str], str]) -> Nudge:
-        """This nudge toward its words as `convert` writes them (in capitals)."""
+        """This nudge toward its words as `convert` writes them (in capitals, in lowercase)."""
         return replace(self, words=tuple(convert(word) for word in self.words))
 
     def to_state(self) -> dict:
@@ -79,18 +81,19 @@ class NudgeTokens:
         with self._lock:
             if words not in self._ids:
                 tokenizer = self._tokenizer()
-                capitals = [word[:1].upper() + word[1:] for word in words]
-                spaced = [f" {word}" for word in dict.fromkeys([*words, *capitals])]
-                pieces = {form: tokenizer.tokenize_str(form) for form in [*spaced, *capitals]}
+                capitalized = [word[:1].upper() + word[1:] for word in words]
+                spaced = [f" {word}" for word in dict.fromkeys([*words, *capitalized])]
+                forms = [*spaced, *dict.fromkeys([*capitalized, *words])]
+                pieces = {form: tokenizer.tokenize_str(form) for form in forms}
 
-                def first(forms: list[str], whole: bool = False) -> np.ndarray:
-                    return np.array(sorted({tokens[0] for form in forms
+                def first(chosen: list[str], whole: bool = False) -> np.ndarray:
+                    return np.array(sorted({tokens[0] for form in chosen
                                             if (tokens := pieces[form])
                                             and (len(tokens) == 1 or not whole)}),
                                     dtype=np.int64)
 
-                self._ids[words] = WordStarts(first(spaced), first(capitals),
-                                              first([*spaced, *capitals], whole=True))
+                self._ids[words] = WordStarts(first(spaced), first(capitalized),
+                                              first(forms, whole=True))
             return self._ids[words]
 
     def going_on(self) -> np.ndarray:
@@ -130,8 +133,10 @@ class NudgeTokens:
 class WordStarts:
     """The first tokens of words: `spaced` after a space, as they are and capitalized;
     `bare` capitalized with no space before them, for a line's start (elsewhere they go on
-    the word before: "TRACK" + "DOG"); `whole` those of either that are the whole word,
-    which a bar takes away (a piece such as " Sim" also starts other words)."""
+    the word before: "TRACK" + "DOG"); `whole` the tokens that are a word whole, with or
+    without a space, as it is or capitalized: what a bar takes away. Not the first piece of
+    a longer word (" Sim" of "Simmer" starts "Simple" too), though a whole word also starts
+    longer ones (" cat" and "apult")."""
 
     spaced: np.ndarray
     bare: np.ndarray
