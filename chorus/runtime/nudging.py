@@ -24,6 +24,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -142,6 +143,11 @@ class WordStarts:
     bare: np.ndarray
     whole: np.ndarray
 
+    @cached_property
+    def opening(self) -> np.ndarray:
+        """`spaced` and `bare`: where no word goes on before (once, not at every token)."""
+        return np.concatenate([self.spaced, self.bare])
+
 
 @dataclass(frozen=True)
 class Twins:
@@ -179,8 +185,7 @@ class Nudger:
         changed = False
         word_goes_on = bool(text) and _GOES_ON.match(text[-1]) is not None
         for nudge, pattern, words, twins in self._nudges:
-            starts = words.spaced if word_goes_on else np.concatenate([words.spaced,
-                                                                       words.bare])
+            starts = words.spaced if word_goes_on else words.opening
             matches = list(pattern.finditer(text))
             wanted = len(matches) < nudge.times and not (
                 matches and matches[-1].end() > len(text) - nudge.spacing)

@@ -161,15 +161,24 @@ class RowTracker:
         and `TOKENS_PER_SENTENCE`; one sentence is kept back beyond the closing's own (a
         "P.S." is a sentence by itself, and its note another)."""
         left = self.budgets[row] - len(self.token_ids[row])
+        words, sentences = self._within_limits(row, just_ended=False)
+        if words is not None:
+            left = min(left, int(words * self.TOKENS_PER_WORD))
+        if sentences is not None:
+            left = min(left, (sentences - 1) * self.TOKENS_PER_SENTENCE)
+        return left
+
+    def _within_limits(self, row: int, *, just_ended: bool) -> tuple[int | None, int | None]:
+        """The words and the sentences row `row` may still write where its grammar bounds
+        them (`Lark.word_limit`, `Lark.sentence_limit`; None where it does not). Words are
+        counted by spaces, sentences by stops before a space, with `just_ended` also one at
+        the very end."""
         output, text = self.requests[row].output, self.texts[row]
         words = getattr(output, "word_limit", None)
-        if words is not None:
-            left = min(left, int((words - len(text.split())) * self.TOKENS_PER_WORD))
         sentences = getattr(output, "sentence_limit", None)
-        if sentences is not None:
-            ended = len(_SENTENCE_END.findall(text))
-            left = min(left, (sentences - ended - 1) * self.TOKENS_PER_SENTENCE)
-        return left
+        ended = _SENTENCE_END.findall(text + " " if just_ended else text)
+        return (None if words is None else words - len(text.split()),
+                None if sentences is None else sentences - len(ended))
 
     def _last_line_copied(self, row: int) -> bool:
         """At the end of the reply, its last line is complete too: where it repeats an
@@ -186,11 +195,8 @@ class RowTracker:
     def limit_reached(self, row: int) -> bool:
         """Whether row `row` holds all the words or sentences its grammar allows
         (`Lark.word_limit`, `Lark.sentence_limit`); a sentence just ended counts."""
-        output, text = self.requests[row].output, self.texts[row]
-        words = getattr(output, "word_limit", None)
-        sentences = getattr(output, "sentence_limit", None)
-        return (words is not None and len(text.split()) >= words) or (
-            sentences is not None and len(_SENTENCE_END.findall(text + " ")) >= sentences)
+        return any(left is not None and left <= 0
+                   for left in self._within_limits(row, just_ended=True))
 
     def _cut_breaks_grammar(self, row: int, kept: str) -> bool:
         """Whether row `row`'s grammar, complete at its whole text, refuses `kept`."""
