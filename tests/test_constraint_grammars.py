@@ -491,6 +491,28 @@ def test_a_closer_writes_a_closing_where_the_budget_runs_low_then_lets_the_model
     assert closer.instead_of(ord("!"), 12) == list(b"\n* ")
 
 
+def test_a_closing_the_grammar_still_takes_once_met_gives_way_to_one_not_written_yet():
+    """Seen on Qwen2.5 0.5B under "at least 3 paragraphs" and "highlight a line": the
+    paragraph's closing, taken whether or not its count was met, was written at every end
+    the model tried until the budget ran out, and the highlight never came."""
+    matcher, closer, eos = _closer_over_bytes(compile_constraints(
+        [{"type": "paragraph_count", "relation": "at_least", "value": 2},
+         {"type": "highlighted_sections", "value": 1}]))
+    text = "One.\n\nTwo."
+    assert matcher.consume_tokens(list(text.encode()))
+    written = []
+    for _ in range(3):
+        tokens = closer.instead_of(eos, 100, text)
+        if tokens in ([], [eos]):
+            break
+        closing = bytes(tokens).decode()
+        written.append(closing)
+        more = "more words**" if closing.endswith("*") else "More words."
+        assert matcher.consume_tokens(list((closing + more).encode()))
+        text += closing + more
+    assert written == ["\n\n", "\n\n**"] and matcher.is_accepting()
+
+
 def test_a_bullet_closing_is_passed_over_once_the_count_is_reached():
     """Seen on Qwen2.5 0.5B under "3 bullets, then a P.S.": a bare "\n*" was still a valid
     start of some other line after the third bullet, so it was written where the P.S. was

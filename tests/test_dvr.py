@@ -74,6 +74,28 @@ def test_a_refinement_is_held_to_the_content_it_asks_for(tiny):
     assert free.refinements(outcome)[0].output is None
 
 
+def test_the_candidates_of_a_refinement_are_different_samples(tiny):
+    loop = DivideVerifyRefine(tiny, candidates=3, max_new_tokens=SHORT)
+    outcome = _outcome(loop, "a note in lowercase.")
+    requests = loop.refinements(outcome)
+    assert len({request.seed for request in requests}) == 3
+    texts = [result.text for result in loop.generate(requests, "refine", None)]
+    assert len(set(texts)) == 3  # one seed each: not one sample written three times
+    loop.observe(outcome, "a note in lowercase.")
+    assert not {r.seed for r in requests} & {r.seed for r in loop.refinements(outcome)}
+
+
+def test_an_answer_that_needs_more_words_than_the_budget_holds_gets_a_larger_budget(tiny):
+    loop = DivideVerifyRefine(tiny, max_new_tokens=SHORT)
+    many = [parse_constraint({"type": "word_count", "relation": "at_least", "value": 300})]
+    assert loop.budget(LOWER_PS) == SHORT
+    assert loop.budget([*LOWER_PS, *many]) >= 2 * 300  # Qwen: 1.3-1.8 tokens a word
+    few = [parse_constraint({"type": "word_count", "relation": "at_most", "value": 300})]
+    assert loop.budget(few) == SHORT  # a ceiling asks for no room
+    outcome = loop.start(Division("Write 300 words on tea.", many), "tea.")
+    assert {r.max_new_tokens for r in loop.refinements(outcome)} == {loop.budget(many)}
+
+
 def test_a_successful_refinement_is_stored_and_then_retrieved(tiny, tmp_path):
     repository = RefinementRepository(tmp_path / "refinements.db")
     loop = DivideVerifyRefine(tiny, repository)
@@ -235,11 +257,11 @@ def test_answers_are_decoded_under_the_compiled_constraints(tiny):
 
 def test_a_constrained_answer_that_cannot_finish_is_sampled_again_then_answered_freely(
         tiny, caplog):
-    # Forty words at least, in 2 tokens: the grammar cannot be satisfied in time, sampled
+    # Five sentences at least, in 2 tokens: the grammar cannot be satisfied in time, sampled
     # or not, so the answer is written as free text in the end.
     loop = DivideVerifyRefine(tiny, max_refinements=0, max_new_tokens=2)
     with caplog.at_level("WARNING"):
-        [outcome] = loop.run_batch(["Answer in at least 40 words."])
+        [outcome] = loop.run_batch(["Answer in at least 5 sentences."])
     assert outcome.compiled == (0,)
     sampled = caplog.text.index("answered again: 1 sampled under the same grammar")
     assert sampled < caplog.text.index("answered again: 1 without the grammar")
@@ -247,7 +269,7 @@ def test_a_constrained_answer_that_cannot_finish_is_sampled_again_then_answered_
     caplog.clear()
     greedy = DivideVerifyRefine(tiny, max_refinements=0, max_new_tokens=2, temperature=0)
     with caplog.at_level("WARNING"):
-        greedy.run_batch(["Answer in at least 40 words."])
+        greedy.run_batch(["Answer in at least 5 sentences."])
     assert "sampled" not in caplog.text and "1 without the grammar" in caplog.text
 
 

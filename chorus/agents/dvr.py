@@ -27,10 +27,14 @@ from chorus.checks.conflicts import conflicting_pairs
 from chorus.errors import ConstraintSpecError, RepositoryError
 from chorus.memory import Refinement, RefinementRepository
 from chorus.runtime import GenerationRequest, GenerationResult, Lark, Model
+from chorus.runtime.guidance import Closer
 
 log = logging.getLogger(__name__)
 
 MAX_RESPONSE_TOKENS = 256
+# Tokens a word takes, with room to spare: Qwen2.5 writes 1.3 a word in English, 1.5-1.8 in
+# French, German or Spanish, more in markup (measured on the constraints benchmark's answers).
+TOKENS_PER_FLOOR_WORD = 2.0
 ProgressSink = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -235,7 +239,7 @@ class DivideVerifyRefine:
         self.candidates = candidates  # samples per refinement; the checkers pick the best
         self.batch_size = batch_size
         self.learn = learn
-        self.max_new_tokens = max_new_tokens  # per answer and per refined answer
+        self.max_new_tokens = max_new_tokens  # per answer and refinement, or more: `budget`
         self.construct = construct  # decode under the compiled constraints' grammar
         self.needs_content = needs_content  # see BaseConstraint.needs_content
 
@@ -262,8 +266,10 @@ class DivideVerifyRefine:
                          for text in instructions]
         grammars = [self.compile(division.constraints) for division in divisions]
         if responses is None:
-            requests = [answer_request(text, self.max_new_tokens, compiled.output)
-                        for text, compiled in zip(instructions, grammars, strict=True)]
+            requests = [answer_request(text, self.budget(division.constraints),
+                                       compiled.output)
+                        for text, division, compiled in zip(instructions, divisions, grammars,
+                                                            strict=True)]
             responses = [result.text.strip() for result in self.generate(
                 requests, "answer", on_progress)]
         outcomes = [self.start(division, response, compiled)
@@ -301,6 +307,14 @@ class DivideVerifyRefine:
                           decoding=compiled or CompiledConstraints(None),
                           first_passed=[result.passed for result in first.results])
 
+    def budget(self, constraints: Sequence[Any]) -> int:
+        """The new tokens an answer to `constraints` may take: `max_new_tokens`, raised
+        where a constraint wants more words than that holds. "At least 150 words" in French
+        ran out of 256 tokens at 137 words, under a grammar that could not end before 150."""
+        floor = max((constraint.word_floor() or 0 for constraint in constraints), default=0)
+        needed = round(floor * TOKENS_PER_FLOOR_WORD) + Closer.RESERVE * 2 if floor else 0
+        return max(self.max_new_tokens, needed)
+
     def target(self, outcome: DvrOutcome) -> int:
         """The next failed constraint after the one refined last, cycling through them."""
         failing = outcome.failing()
@@ -308,20 +322,20 @@ class DivideVerifyRefine:
         return (later or failing)[0]
 
     def refinements(self, outcome: DvrOutcome) -> list[GenerationRequest]:
-        """`candidates` samples of the request that refines the next failed constraint.
-
-        All rows of a round share one seed, so they batch together; identical rows of one
-        batch still draw different samples."""
+        """`candidates` samples of the request that refines the next failed constraint,
+        each with a seed of its own: a row samples from its own seeded generator, so
+        candidates sharing a seed were one sample written twice."""
         index = self.target(outcome)
         constraint, result = outcome.constraints[index], outcome.best.results[index]
         examples = self._retrieve(outcome.instruction, result)
         outcome.repository_hits += len(examples)
         request = refine_request(outcome.instruction, outcome.response, constraint, result,
                                  examples, adapter=self.adapter, temperature=self.temperature,
-                                 seed=self.seed + outcome.iterations,
-                                 max_new_tokens=self.max_new_tokens,
+                                 max_new_tokens=self.budget(outcome.constraints),
                                  output=self._refinement_output(outcome, index))
-        return [request] * self.candidates
+        first = self.seed + outcome.iterations * self.candidates
+        return [request.model_copy(update={"seed": first + number})
+                for number in range(self.candidates)]
 
     def _refinement_output(self, outcome: DvrOutcome, index: int) -> Lark | None:
         """What a refinement of constraint `index` is decoded under: the answer's grammar,

@@ -98,6 +98,11 @@ class BaseConstraint(BaseModel):
         A grammar with closings brings them before the words run out (`Lark.word_limit`)."""
         return None
 
+    def word_floor(self) -> int | None:
+        """The fewest words a response that meets it holds; None where it sets no floor.
+        A response's token budget makes room for them (`DivideVerifyRefine.budget`)."""
+        return None
+
     def sentence_limit(self) -> int | None:
         """The most sentences a response that meets it may hold; None where it sets no
         bound (`Lark.sentence_limit`, as `word_limit`)."""

@@ -130,6 +130,9 @@ class WordCount(BaseConstraint):
     def word_limit(self) -> int | None:
         return None if self.relation == "at_least" else self.value
 
+    def word_floor(self) -> int | None:
+        return None if self.relation == "at_most" else self.value
+
     def grammars(self, alphabet: patterns.Alphabet) -> list[str]:
         word, separator = _word_pattern(alphabet)
         if self.relation == "at_least" and not self.value:

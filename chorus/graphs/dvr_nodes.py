@@ -64,13 +64,14 @@ def _divider(name: str, agent: AgentSpec, context: GraphContext):
 
 def _writer(name: str, agent: AgentSpec, context: GraphContext):
     def run(state: RunState, runtime: Runtime[RunScope]) -> dict[str, Any]:
-        compiled = CompiledConstraints.from_state(state.get("dvr") or {})
-        request = answer_request(state["task"], output=compiled.output)
-        if agent.adapter or agent.max_new_tokens:
-            request = request.model_copy(update={
-                "adapter": agent.adapter,
-                "max_new_tokens": agent.max_new_tokens or request.max_new_tokens})
-        [generation] = _loop(context, agent).generate([request], "answer", None)
+        progress = state.get("dvr") or {}
+        compiled = CompiledConstraints.from_state(progress)
+        loop = _loop(context, agent)  # its budget holds the agent's max_new_tokens
+        constraints = [parse_constraint(c) for c in progress.get("constraints", [])]
+        request = answer_request(state["task"], loop.budget(constraints), compiled.output)
+        if agent.adapter:
+            request = request.model_copy(update={"adapter": agent.adapter})
+        [generation] = loop.generate([request], "answer", None)
         return _answered(name, agent, context, runtime, generation)
 
     return run

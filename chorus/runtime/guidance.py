@@ -148,7 +148,12 @@ class Closer:
     something else, and the grammar is complete. Their closings come after the others
     unless they complete the grammar, and not where the text ends with the phrase already:
     an ending written while something else is still due (a placeholder, a P.S.) must be
-    written again after it, and writing it twice in a row is a loop."""
+    written again after it, and writing it twice in a row is a loop.
+
+    Among the closings the grammar accepts, the one written least often so far comes
+    first: one that the grammar still accepts once its constraint is met (at least N
+    paragraphs) was otherwise written again and again while another's (a highlight) was
+    due, until the budget ran out."""
 
     RESERVE = 32  # tokens left for what a closing leads into, where the model writes on
     GAP = 8  # tokens the model writes after a closing before the budget brings another
@@ -160,6 +165,7 @@ class Closer:
         # each closing with the ending it writes, if it writes one
         self.closings = [(text.strip() if text.strip() in self.endings else None, tokens)
                          for text, tokens in closings if tokens]
+        self._written = [0] * len(self.closings)  # how often each closing was written
         self.eos_ids = eos_ids
         self._since_closing = self.GAP
         self._due = False
@@ -184,16 +190,19 @@ class Closer:
         if not (likeliest in self.eos_ids or running_out or due) \
                 or self.matcher.is_accepting():
             return []
-        usable = [(ending, tokens) for ending, tokens in self.closings
-                  if not (ending and ended.endswith(ending))
-                  and self.matcher.validate_tokens(tokens) == len(tokens)]
-        leading = [tokens for ending, tokens in usable if not ending]
-        endings = [tokens for ending, tokens in usable if ending]
-        completing = [tokens for tokens in endings if self._completes(tokens)]
-        tokens = next(iter(completing or leading or endings), [])
-        if tokens:
-            self._since_closing = 0
-        return tokens
+        usable = sorted((number for number, (ending, tokens) in enumerate(self.closings)
+                         if not (ending and ended.endswith(ending))
+                         and self.matcher.validate_tokens(tokens) == len(tokens)),
+                        key=self._written.__getitem__)
+        leading = [number for number in usable if not self.closings[number][0]]
+        endings = [number for number in usable if self.closings[number][0]]
+        completing = [number for number in endings if self._completes(self.closings[number][1])]
+        number = next(iter(completing or leading or endings), None)
+        if number is None:
+            return []
+        self._since_closing = 0
+        self._written[number] += 1
+        return self.closings[number][1]
 
     def _at_ending(self, ended: str) -> bool:
         """Whether `ended` (the text, without trailing space) ends with an ending that
