@@ -31,6 +31,10 @@ def test_repeated_line_start(text, expected):
     ("-" * 40, None),  # a rule is no loop: no letter or digit
     ("a\nb\na\n", "a\nb\n"),  # a repeated line still counts first
     ("the cat sat on the mat", None),
+    ("Learn a language." + "\xa0 " * 16, "Learn a language."),  # blank space loops too
+    ("P.S. Soon." + "\n" * 8, "P.S. Soon."),
+    ("P.S. Soon.\n\n\n\n", None),
+    ('{\n' + " " * 16 + '"a": 1', None),  # indentation is no loop
 ])
 def test_repetition_start(text, expected):
     cut = repetition_start(text)

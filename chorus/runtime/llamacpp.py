@@ -194,7 +194,15 @@ class LlamaCppBackend:
                              limit_reached=lambda: tracker.limit_reached(0))
         started = time.perf_counter()
         switched = request.adapter != self._kv_adapter  # compute buffers will be made anew
-        self._prefill(request.adapter, tokens)
+        # What the grammar forces first (a tool call's opening) goes in with the prompt, in
+        # one pass: the prompt's own logits would choose nothing.
+        opening = []
+        for token in chooser.forced():
+            if tracker.finished[0]:
+                break
+            tracker.advance(0, token)
+            opening.append(token)
+        self._prefill(request.adapter, tokens + opening)
         while not tracker.finished[0]:
             # What the grammar forces (a JSON key, the rest of a tool's name, the calls an
             # added call follows), or a closing, is fed in one pass, not token by token.

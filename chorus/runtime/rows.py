@@ -50,11 +50,20 @@ def looping_start(text: str) -> int | None:
     return None
 
 
+# Blank space looping: 32 spaces in a row (Qwen2.5 0.5B wrote "\xa0 " to its budget's end
+# after a closing) or 8 line breaks; JSON indented four levels deep holds 17 at most.
+_BLANK_RUN = re.compile(r"(?:[^\S\n]*\n){8,}[^\S\n]*$|[^\S\n]{32,}$")
+
+
 def repetition_start(text: str) -> int | None:
-    """Where a small model's loop begins: a line repeating an earlier one, or a phrase
-    repeating itself (`stop_on_repeated_line` ends the reply there)."""
+    """Where a small model's loop begins: a line repeating an earlier one, a phrase
+    repeating itself, or a run of blank space (`stop_on_repeated_line` ends the reply
+    there)."""
     line = repeated_line_start(text)
-    return line if line is not None else looping_start(text)
+    if line is not None:
+        return line
+    blank = _BLANK_RUN.search(text)
+    return blank.start() if blank else looping_start(text)
 
 
 def refused(request: GenerationRequest, error: ChorusError,
