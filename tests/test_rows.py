@@ -35,6 +35,16 @@ def test_repeated_line_start(text, expected):
     ("P.S. Soon." + "\n" * 8, "P.S. Soon."),
     ("P.S. Soon.\n\n\n\n", None),
     ('{\n' + " " * 16 + '"a": 1', None),  # indentation is no loop
+    # a sentence looping within its paragraph, cut where its copy starts
+    ("The empire grew by trade. Rome fell. The empire grew by trade.",
+     "The empire grew by trade. Rome fell. "),
+    ("Rome fell. The empire grew by trade! The empire grew by trade!\n\n",
+     "Rome fell. The empire grew by trade! "),
+    ("The empire grew by trade. Rome fell. The empire grew by", None),  # not ended yet
+    ("Thank you. Thank you.", None),  # too short to be a loop
+    # across paragraphs a sentence may come again: a sign-off in each of two letters
+    ("Dear Ann, the hike is on. See you at the trail soon.\n******\n"
+     "Dear Bob, bring water. See you at the trail soon.", None),
 ])
 def test_repetition_start(text, expected):
     cut = repetition_start(text)

@@ -29,7 +29,12 @@ from typing import Any
 from chorus.errors import AdapterNotFoundError, ChorusError, ModelLoadError
 from chorus.runtime.manifest import AdapterManifest
 from chorus.runtime.outputs import Choice, JsonSchema, Lark, Regex, ToolCalls
-from chorus.runtime.rows import looping_start, repeated_line_start, truncated
+from chorus.runtime.rows import (
+    looping_start,
+    repeated_line_start,
+    repeated_sentence_start,
+    truncated,
+)
 from chorus.runtime.types import AdapterInfo, GenerationRequest, GenerationResult, TextCallback
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -237,10 +242,13 @@ def _message(error: urllib.error.HTTPError) -> str:
 def _cut_at_repeated_line(text: str) -> tuple[str, bool]:
     """The text before the first repetition (as the local backends stop: they check after
     every token, here after every character), and whether there was one. A repeated line
-    can only appear where a line ends, so that check runs there alone."""
+    can only appear where a line ends, a repeated sentence where a sentence ends, so those
+    checks run there alone."""
     for end in range(1, len(text) + 1):
         seen = text[:end]
         cut = repeated_line_start(seen) if seen.endswith("\n") else None
+        if cut is None and seen.endswith((".", "!", "?", "…")):
+            cut = repeated_sentence_start(seen)
         if cut is None:
             cut = looping_start(seen)
         if cut is not None:

@@ -55,13 +55,37 @@ def looping_start(text: str) -> int | None:
 _BLANK_RUN = re.compile(r"(?:[^\S\n]*\n){8,}[^\S\n]*$|[^\S\n]{32,}$")
 
 
+# A paragraph looping: its last sentence, just ended, repeats an earlier one of the same line
+# ("The economy was driven by trade. Rome fell. The economy was driven by trade."), where it
+# holds 5 words or more ("Thank you." may come twice). Lines repeat across paragraphs and
+# responses (a sign-off in each of two letters); a sentence within one line does not.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+")
+_LOOP_SENTENCE_WORDS = 5
+
+
+def repeated_sentence_start(text: str) -> int | None:
+    """Where the last sentence starts, if it has just ended and repeats an earlier sentence
+    of its own line."""
+    ended = text.rstrip()
+    if not ended.endswith((".", "!", "?", "…")):
+        return None
+    line_start = ended.rfind("\n") + 1
+    starts = [line_start] + [line_start + match.end()
+                             for match in _SENTENCE_BREAK.finditer(ended, line_start)]
+    last = ended[starts[-1]:]
+    if len(last.split()) < _LOOP_SENTENCE_WORDS:
+        return None
+    earlier = (ended[start:end].strip() for start, end in zip(starts[:-1], starts[1:], strict=True))
+    return starts[-1] if last in earlier else None
+
+
 def repetition_start(text: str) -> int | None:
-    """Where a small model's loop begins: a line repeating an earlier one, a phrase
-    repeating itself, or a run of blank space (`stop_on_repeated_line` ends the reply
-    there)."""
-    line = repeated_line_start(text)
-    if line is not None:
-        return line
+    """Where a small model's loop begins: a line repeating an earlier one, a sentence
+    repeating an earlier one of its line, a phrase repeating itself, or a run of blank
+    space (`stop_on_repeated_line` ends the reply there)."""
+    for start in (repeated_line_start(text), repeated_sentence_start(text)):
+        if start is not None:
+            return start
     blank = _BLANK_RUN.search(text)
     return blank.start() if blank else looping_start(text)
 
