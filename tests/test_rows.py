@@ -35,6 +35,8 @@ def test_repeated_line_start(text, expected):
     ("P.S. Soon." + "\n" * 8, "P.S. Soon."),
     ("P.S. Soon.\n\n\n\n", None),
     ('{\n' + " " * 16 + '"a": 1', None),  # indentation is no loop
+    ("Total:" + " " * 40, None),  # nor is alignment, with plain spaces
+    ("Total:" + " " * 64, "Total:"),  # until it is long past any
     # a sentence looping within its paragraph, cut where its copy starts
     ("The empire grew by trade. Rome fell. The empire grew by trade.",
      "The empire grew by trade. Rome fell. "),

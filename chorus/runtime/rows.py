@@ -50,9 +50,22 @@ def looping_start(text: str) -> int | None:
     return None
 
 
-# Blank space looping: 32 spaces in a row (Qwen2.5 0.5B wrote "\xa0 " to its budget's end
-# after a closing) or 8 line breaks; JSON indented four levels deep holds 17 at most.
-_BLANK_RUN = re.compile(r"(?:[^\S\n]*\n){8,}[^\S\n]*$|[^\S\n]{32,}$")
+# Blank space looping (Qwen2.5 0.5B wrote "\xa0 " to its budget's end after a closing): 8 line
+# breaks, or 32 blank characters on a line; 64 where they are plain spaces alone, which indent
+# and align (a random test model's first token was 33 of them, and words followed).
+_BLANK_LINE_BREAKS, _BLANK_CHARS, _BLANK_SPACES = 8, 32, 64
+
+
+def blank_run_start(text: str) -> int | None:
+    """Where the run of blank space the text ends with begins, if it is a loop."""
+    kept = len(text.rstrip())
+    run = text[kept:]
+    if run.count("\n") >= _BLANK_LINE_BREAKS:
+        return kept
+    line = run[run.rfind("\n") + 1:]
+    if len(line) >= (_BLANK_SPACES if set(line) == {" "} else _BLANK_CHARS):
+        return len(text) - len(line)
+    return None
 
 
 # A paragraph looping: its last sentence, just ended, repeats an earlier one of the same line
@@ -75,7 +88,8 @@ def repeated_sentence_start(text: str) -> int | None:
     last = ended[starts[-1]:]
     if len(last.split()) < _LOOP_SENTENCE_WORDS:
         return None
-    earlier = (ended[start:end].strip() for start, end in zip(starts[:-1], starts[1:], strict=True))
+    earlier = (ended[start:end].strip()
+               for start, end in zip(starts[:-1], starts[1:], strict=True))
     return starts[-1] if last in earlier else None
 
 
@@ -83,11 +97,11 @@ def repetition_start(text: str) -> int | None:
     """Where a small model's loop begins: a line repeating an earlier one, a sentence
     repeating an earlier one of its line, a phrase repeating itself, or a run of blank
     space (`stop_on_repeated_line` ends the reply there)."""
-    for start in (repeated_line_start(text), repeated_sentence_start(text)):
+    for start in (repeated_line_start(text), repeated_sentence_start(text),
+                  blank_run_start(text)):
         if start is not None:
             return start
-    blank = _BLANK_RUN.search(text)
-    return blank.start() if blank else looping_start(text)
+    return looping_start(text)
 
 
 def refused(request: GenerationRequest, error: ChorusError,
