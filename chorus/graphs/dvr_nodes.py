@@ -67,8 +67,8 @@ def _writer(name: str, agent: AgentSpec, context: GraphContext):
         progress = state.get("dvr") or {}
         compiled = CompiledConstraints.from_state(progress)
         loop = _loop(context, agent)  # its budget holds the agent's max_new_tokens
-        constraints = [parse_constraint(c) for c in progress.get("constraints", [])]
-        request = answer_request(state["task"], loop.budget(constraints), compiled.output)
+        request = answer_request(state["task"], loop.budget(_constraints(progress)),
+                                 compiled.output)
         if agent.adapter:
             request = request.model_copy(update={"adapter": agent.adapter})
         [generation] = loop.generate([request], "answer", None)
@@ -90,6 +90,11 @@ def _refiner(name: str, agent: AgentSpec, context: GraphContext):
     return run
 
 
+def _constraints(progress: dict[str, Any]) -> list[Any]:
+    """The divided constraints a run's DVR progress holds, parsed."""
+    return [parse_constraint(c) for c in progress.get("constraints", [])]
+
+
 def _answered(name: str, agent: AgentSpec, context: GraphContext, runtime,
               generation) -> dict[str, Any]:
     text = generation.text.strip()
@@ -108,8 +113,8 @@ def _checks(name: str, context: GraphContext, refiner: AgentSpec | None):
             if state.get("answer", "") != outcome.latest:  # a custom graph's own rewrite
                 loop.observe(outcome, state.get("answer", ""))
         else:  # the first answer
-            constraints = [parse_constraint(c) for c in progress.get("constraints", [])]
-            outcome = loop.start(Division(state["task"], constraints), state.get("answer", ""),
+            outcome = loop.start(Division(state["task"], _constraints(progress)),
+                                 state.get("answer", ""),
                                  CompiledConstraints.from_state(progress))
         failing = outcome.failing()
         feedback = " ".join(outcome.best.results[i].feedback for i in failing)

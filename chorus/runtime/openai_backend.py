@@ -30,6 +30,7 @@ from chorus.errors import AdapterNotFoundError, ChorusError, ModelLoadError
 from chorus.runtime.manifest import AdapterManifest
 from chorus.runtime.outputs import Choice, JsonSchema, Lark, Regex, ToolCalls
 from chorus.runtime.rows import (
+    SENTENCE_STOPS,
     looping_start,
     repeated_line_start,
     repeated_sentence_start,
@@ -247,7 +248,7 @@ def _cut_at_repeated_line(text: str) -> tuple[str, bool]:
     for end in range(1, len(text) + 1):
         seen = text[:end]
         cut = repeated_line_start(seen) if seen.endswith("\n") else None
-        if cut is None and seen.endswith((".", "!", "?", "…")):
+        if cut is None and seen.endswith(SENTENCE_STOPS):
             cut = repeated_sentence_start(seen)
         if cut is None:
             cut = looping_start(seen)

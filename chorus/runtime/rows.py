@@ -72,6 +72,7 @@ def blank_run_start(text: str) -> int | None:
 # ("The economy was driven by trade. Rome fell. The economy was driven by trade."), where it
 # holds 5 words or more ("Thank you." may come twice). Lines repeat across paragraphs and
 # responses (a sign-off in each of two letters); a sentence within one line does not.
+SENTENCE_STOPS = (".", "!", "?", "…")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+")
 _LOOP_SENTENCE_WORDS = 5
 
@@ -80,7 +81,7 @@ def repeated_sentence_start(text: str) -> int | None:
     """Where the last sentence starts, if it has just ended and repeats an earlier sentence
     of its own line."""
     ended = text.rstrip()
-    if not ended.endswith((".", "!", "?", "…")):
+    if not ended.endswith(SENTENCE_STOPS):
         return None
     line_start = ended.rfind("\n") + 1
     starts = [line_start] + [line_start + match.end()
@@ -97,11 +98,12 @@ def repetition_start(text: str) -> int | None:
     """Where a small model's loop begins: a line repeating an earlier one, a sentence
     repeating an earlier one of its line, a phrase repeating itself, or a run of blank
     space (`stop_on_repeated_line` ends the reply there)."""
-    for start in (repeated_line_start(text), repeated_sentence_start(text),
-                  blank_run_start(text)):
+    for find in (repeated_line_start, repeated_sentence_start, blank_run_start,
+                 looping_start):
+        start = find(text)
         if start is not None:
             return start
-    return looping_start(text)
+    return None
 
 
 def refused(request: GenerationRequest, error: ChorusError,
